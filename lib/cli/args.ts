@@ -1,0 +1,165 @@
+/**
+ * Command-line flags for every task: `--help`, unknown flags as errors, typed values.
+ *
+ * Each task declares its flags once; the same table prints the help text and checks the input, so
+ * the two cannot drift apart.
+ *
+ * @example
+ * ```ts
+ * import { parseFlags } from "./args.ts";
+ * const f = parseFlags(["--steps", "10", "--json"], {
+ *   name: "demo",
+ *   summary: "a demo task",
+ *   flags: {
+ *     steps: { type: "int", default: 5, help: "training steps" },
+ *     json: { type: "bool", help: "one JSON line" },
+ *   },
+ * });
+ * if (f.steps !== 10 || f.json !== true) throw new Error("parse failed");
+ * ```
+ * @module
+ */
+
+/** One flag's declaration. */
+export interface FlagSpec {
+  type: "string" | "int" | "float" | "bool";
+  help: string;
+  default?: string | number | boolean;
+  /** Allowed values for a string flag. */
+  choices?: readonly string[];
+}
+
+/** A task's command-line interface. */
+export interface CliSpec {
+  name: string;
+  summary: string;
+  flags: Record<string, FlagSpec>;
+  /** Names of positional arguments, shown in the usage line; none allowed if absent. */
+  positionals?: string[];
+}
+
+/** Thrown for bad command-line input; `main` wrappers print its message without a stack. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** Thrown when `--help` is given; carries the help text. */
+export class HelpRequested extends Error {
+  constructor(readonly text: string) {
+    super(text);
+    this.name = "HelpRequested";
+  }
+}
+
+type Value = string | number | boolean | undefined;
+
+/** The help text of a task. */
+export function helpText(spec: CliSpec): string {
+  const pos = (spec.positionals ?? []).map((p) => ` ${p.toUpperCase()}`).join("");
+  const lines = [`deno task ${spec.name}${pos} [flags]`, "", spec.summary, "", "Flags:"];
+  const names = Object.keys(spec.flags).sort();
+  for (const n of names) {
+    const f = spec.flags[n];
+    const arg = f.type === "bool" ? "" : ` ${f.choices ? f.choices.join("|") : f.type.toUpperCase()}`;
+    const def = f.default !== undefined && f.type !== "bool" ? ` (default ${f.default})` : "";
+    lines.push(`  --${n}${arg}`.padEnd(34) + f.help + def);
+  }
+  lines.push("  --help".padEnd(34) + "print this text");
+  return lines.join("\n");
+}
+
+/**
+ * Parse `args` against `spec`. Returns the flag values (defaults filled in) plus `_` for the
+ * positionals. Throws {@link UsageError} on unknown flags or bad values and {@link HelpRequested}
+ * for `--help`.
+ */
+export function parseFlags(
+  args: readonly string[],
+  spec: CliSpec,
+): Record<string, Value> & { _: string[] } {
+  const out: Record<string, Value> = {};
+  const positionals: string[] = [];
+  for (const [n, f] of Object.entries(spec.flags)) out[n] = f.default;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--help" || a === "-h") throw new HelpRequested(helpText(spec));
+    if (!a.startsWith("--")) {
+      positionals.push(a);
+      continue;
+    }
+    let name = a.slice(2);
+    let value: string | undefined;
+    const eq = name.indexOf("=");
+    if (eq >= 0) {
+      value = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    }
+    const f = spec.flags[name];
+    if (!f) {
+      throw new UsageError(
+        `${spec.name}: unknown flag --${name}; expected one of ${
+          Object.keys(spec.flags).map((k) => "--" + k).join(", ")
+        } (see --help)`,
+      );
+    }
+    if (f.type === "bool") {
+      if (value === undefined) out[name] = true;
+      else if (value === "true" || value === "false") out[name] = value === "true";
+      else throw new UsageError(`${spec.name}: --${name} takes no value or true|false, got "${value}"`);
+      continue;
+    }
+    if (value === undefined) {
+      if (i + 1 >= args.length) throw new UsageError(`${spec.name}: --${name} expects a value`);
+      value = args[++i];
+    }
+    out[name] = convert(spec.name, name, f, value);
+  }
+  const allowed = spec.positionals?.length ?? 0;
+  if (positionals.length > allowed) {
+    throw new UsageError(
+      `${spec.name}: expected at most ${allowed} positional argument(s), got ${JSON.stringify(positionals)}`,
+    );
+  }
+  return Object.assign(out, { _: positionals });
+}
+
+function convert(task: string, name: string, f: FlagSpec, v: string): Value {
+  if (f.type === "string") {
+    if (f.choices && !f.choices.includes(v)) {
+      throw new UsageError(`${task}: --${name} expects one of ${f.choices.join(", ")}, got "${v}"`);
+    }
+    return v;
+  }
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isFinite(n) || (f.type === "int" && !Number.isInteger(n))) {
+    throw new UsageError(
+      `${task}: --${name} expects ${f.type === "int" ? "an integer" : "a number"}, got "${v}"`,
+    );
+  }
+  return n;
+}
+
+/**
+ * Run a task's main function with uniform error handling: help goes to stdout with exit 0, usage
+ * and input errors print one line to stderr with exit 2, anything else prints the error and exits 1.
+ */
+export async function runMain(main: (args: string[]) => Promise<void> | void): Promise<void> {
+  try {
+    await main(Deno.args);
+  } catch (e) {
+    if (e instanceof HelpRequested) {
+      console.log(e.text);
+      Deno.exit(0);
+    }
+    if (e instanceof UsageError) {
+      console.error(`error: ${e.message}`);
+      Deno.exit(2);
+    }
+    console.error(e instanceof Error ? `error: ${e.message}` : `error: ${String(e)}`);
+    if (Deno.env.get("IJEPA_DEBUG")) console.error(e);
+    Deno.exit(1);
+  }
+}
