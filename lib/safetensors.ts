@@ -62,15 +62,19 @@ export type TensorData =
 
 /** One tensor to write: row-major data of `product(shape)` elements. */
 export interface Tensor {
+  /** Element type; decides which typed array `data` must be. */
   dtype: SafetensorsDtype;
   /** Dimensions, outermost first; `[]` is a 0-d scalar (one element). */
   shape: readonly number[];
+  /** The elements, row-major, in the typed array of `dtype` (see {@link TensorData}). */
   data: TensorData;
 }
 
 /** What the header says about one tensor. */
 export interface TensorInfo {
+  /** Element type as stored. */
   dtype: SafetensorsDtype;
+  /** Dimensions, outermost first (a copy; `[]` for 0-d). */
   shape: number[];
   /** Bytes the tensor takes in the data buffer: product(shape) * element size. */
   byteLength: number;
@@ -481,8 +485,11 @@ async function syncDir(dir: string): Promise<void> {
 // Reading
 // ---------------------------------------------------------------------------------------------
 
-interface Entry extends TensorInfo {
+/** A tensor's header entry: its info plus where its bytes lie in the data buffer. */
+export interface TensorEntry extends TensorInfo {
+  /** First byte, relative to the start of the data buffer (the byte after the header). */
   begin: number;
+  /** One past the last byte. */
   end: number;
 }
 
@@ -491,7 +498,7 @@ function parseHeader(
   headerBytes: Uint8Array,
   bufferLength: number,
   where: string,
-): { metadata: Record<string, string>; entries: Map<string, Entry> } {
+): { metadata: Record<string, string>; entries: Map<string, TensorEntry> } {
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(headerBytes);
@@ -512,7 +519,7 @@ function parseHeader(
     throw new SyntaxError(`${where}: header must be a JSON object, got ${JSON.stringify(header)}`);
   }
   const metadata: Record<string, string> = {};
-  const entries = new Map<string, Entry>();
+  const entries = new Map<string, TensorEntry>();
   for (const [name, raw] of Object.entries(header)) {
     if (name === "__metadata__") {
       if (raw === null) continue;
@@ -617,19 +624,24 @@ function headerLength(first8: Uint8Array, total: number, where: string): number 
   return Number(n);
 }
 
-/** Names, dtypes, shapes and metadata of a safetensors file, shared by both readers. */
-abstract class SafetensorsHeader {
+/**
+ * Names, dtypes, shapes and metadata of a safetensors file: what {@link SafetensorsBytes} and
+ * {@link SafetensorsFile} share. Made by {@link decodeSafetensors} / {@link openSafetensors}.
+ */
+export abstract class SafetensorsHeader {
   /** The `__metadata__` strings ({} when the file has none). */
   readonly metadata: Readonly<Record<string, string>>;
   /** Where the bytes came from (path or label), for messages. */
   readonly source: string;
-  protected readonly entries: Map<string, Entry>;
+  /** Header entries by name, in header order. */
+  protected readonly entries: Map<string, TensorEntry>;
   /** Byte offset of the data buffer from the start of the file. */
   protected readonly dataStart: number;
 
+  /** Takes a validated header; use {@link decodeSafetensors} or {@link openSafetensors}. */
   constructor(
     source: string,
-    parsed: { metadata: Record<string, string>; entries: Map<string, Entry> },
+    parsed: { metadata: Record<string, string>; entries: Map<string, TensorEntry> },
     dataStart: number,
   ) {
     this.source = source;
@@ -654,7 +666,8 @@ abstract class SafetensorsHeader {
     return { dtype: e.dtype, shape: e.shape.slice(), byteLength: e.byteLength };
   }
 
-  protected entry(name: string): Entry {
+  /** The header entry of a tensor, or an error listing the names there are. */
+  protected entry(name: string): TensorEntry {
     const e = this.entries.get(name);
     if (!e) {
       const names = this.names();
@@ -666,7 +679,8 @@ abstract class SafetensorsHeader {
     return e;
   }
 
-  protected view(e: Entry, bytes: Uint8Array): TensorData {
+  /** A typed array over a fresh copy of one tensor's bytes. */
+  protected view(e: TensorEntry, bytes: Uint8Array): TensorData {
     // `bytes` is a fresh copy at byteOffset 0, so any element size is aligned.
     return new DTYPES[e.dtype].ctor(
       bytes.buffer as ArrayBuffer,
@@ -715,7 +729,7 @@ export class SafetensorsFile extends SafetensorsHeader {
   /** Use {@link openSafetensors}. */
   constructor(
     src: ByteSource,
-    parsed: { metadata: Record<string, string>; entries: Map<string, Entry> },
+    parsed: { metadata: Record<string, string>; entries: Map<string, TensorEntry> },
     dataStart: number,
   ) {
     super(src.name, parsed, dataStart);

@@ -107,6 +107,7 @@ const STORAGE_TYPES: Record<string, TorchDtype> = {
 export interface TorchStorage {
   /** The record key from the persistent id (`"0"`, `"1"`, ...). */
   readonly key: string;
+  /** Element type, from the storage class (`torch.FloatStorage` is float32). */
   readonly dtype: TorchDtype;
   /** Device the storage was saved from (`"cpu"`, `"cuda:0"`); informational. */
   readonly location: string;
@@ -872,10 +873,13 @@ export interface ZipEntry {
   readonly name: string;
   /** Uncompressed size in bytes. */
   readonly size: number;
+  /** Stored size in bytes (equal to `size` for stored records). */
   readonly compressedSize: number;
   /** 0 = stored (what torch.save writes); anything else is refused when read. */
   readonly method: number;
+  /** General-purpose bit flags (bit 3: sizes follow the data, as torch.save writes). */
   readonly flags: number;
+  /** CRC-32 of the data; checked for the pickle record. */
   readonly crc32: number;
   /** Where the record's local header starts. */
   readonly localHeaderOffset: number;
