@@ -101,9 +101,7 @@ async function tryNode(kind: "tensorflow-gpu" | "tensorflow"): Promise<string | 
   try {
     Deno.statSync(dir);
   } catch {
-    return `${pkg} is not installed (optional; it needs libtensorflow${
-      kind === "tensorflow-gpu" ? " with CUDA 11 + cuDNN 8" : ""
-    }: see the README, "Running on a GPU")`;
+    return `not installed (optional: ${pkg}; see the README, "Running on a GPU")`;
   }
   try {
     const spec = `npm:${pkg}@4.22.0`;
@@ -132,8 +130,7 @@ async function probeAdapter(): Promise<AdapterProbe> {
     const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
     if (!adapter) return { error: "no WebGPU adapter (no Vulkan/Metal/DX12 driver found)" };
     const info = adapter.info ?? {};
-    const description = [info.description, info.vendor, info.device].filter((s) => s).join(" ") ||
-      "unknown adapter";
+    const description = String(info.description || info.device || info.vendor || "unknown adapter");
     const software = Boolean(info.isFallbackAdapter) || SOFTWARE_ADAPTER.test(description);
     return { description, software };
   } catch (e) {
@@ -232,7 +229,7 @@ export async function setBackend(
       if (adapter.error) skipped.push(`webgpu: ${adapter.error}`);
       else if (adapter.software) {
         skipped.push(
-          `webgpu: ${adapter.description} is a software adapter, slower than wasm (name --backend webgpu to use it anyway)`,
+          `webgpu: ${adapter.description} is a software adapter, slower than wasm (--backend webgpu uses it anyway)`,
         );
       } else {
         const why = await startWebgpu();

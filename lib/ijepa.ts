@@ -114,7 +114,11 @@ export class IJEPA {
     return tf.tidy(() => this.targetsFromPatches(patchify(images, this.cfg.patchSize), masks));
   }
 
-  private targetsFromPatches(patches: tf.Tensor3D, masks: CollatedMasks): tf.Tensor3D {
+  private targetsFromPatches(
+    patches: tf.Tensor3D,
+    masks: CollatedMasks,
+    onFeatures?: (h: tf.Tensor) => void,
+  ): tf.Tensor3D {
     const { numPatches: N } = this.cfg;
     const B = patches.shape[0];
     checkMasks(masks, B, N, "IJEPA.targets");
@@ -133,6 +137,7 @@ export class IJEPA {
         full = layerNorm(patches.reshape([B * N, P]), 1e-6);
       } else {
         const h = this.targetEncoder.encodePatches(patches).out; // [B, N, D]
+        onFeatures?.(h);
         full = layerNorm(h.reshape([B * N, this.cfg.width]), TARGET_EPS);
       }
       const F = full.shape[1] as number;
@@ -180,16 +185,22 @@ export class IJEPA {
    * outside the gradient tape, so the target encoder's activations are freed before the backward
    * pass instead of being recorded with it.
    */
-  lossAndGrads(images: tf.Tensor4D, masks: CollatedMasks): { loss: tf.Scalar; grads: tf.NamedTensorMap } {
+  lossAndGrads(
+    images: tf.Tensor4D,
+    masks: CollatedMasks,
+    opts: { measureStd?: boolean } = {},
+  ): { loss: tf.Scalar; grads: tf.NamedTensorMap; targetStd?: number } {
     checkImages(images, this.cfg, "IJEPA.lossAndGrads");
     const patches = patchify(images, this.cfg.patchSize);
-    const target = tf.tidy(() => this.targetsFromPatches(patches, masks));
+    let targetStd: number | undefined;
+    const measure = opts.measureStd ? (h: tf.Tensor) => (targetStd = meanFeatureStd(h)) : undefined;
+    const target = tf.tidy(() => this.targetsFromPatches(patches, masks, measure));
     try {
       const { value, grads } = tf.variableGrads(
         () => distance(this.predictFromPatches(patches, masks), target, this.cfg.loss),
         this.trainableVariables(),
       );
-      return { loss: value, grads };
+      return { loss: value, grads, targetStd };
     } finally {
       patches.dispose();
       target.dispose();

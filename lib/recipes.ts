@@ -1,0 +1,62 @@
+/**
+ * Training recipes: the trainer options each preset runs with by default, with the reason for each
+ * value and what the recipe is expected to reach (configs as code, with their results beside them).
+ *
+ * @example
+ * ```ts
+ * import { recipe } from "./recipes.ts";
+ * const r = recipe("quick");
+ * if (!(r.steps > 0 && r.batchSize === 64)) throw new Error("unexpected recipe");
+ * ```
+ * @module
+ */
+import { TRAINER_DEFAULTS, type TrainerOptions } from "./trainer.ts";
+
+/** A recipe: trainer options, why, and the expected result. */
+export interface Recipe {
+  options: Partial<TrainerOptions>;
+  why: Record<string, string>;
+  /** What running it gives (filled in from measurements). */
+  expected: string;
+}
+
+/** Recipes by preset name; presets without one use {@link TRAINER_DEFAULTS}. */
+export const RECIPES: Record<string, Recipe> = {
+  tiny: {
+    options: {
+      batchSize: 16,
+      steps: 30,
+      lr: { start: 2e-4, ref: 1e-3, final: 1e-6, warmup: 3 },
+      stdEvery: 5,
+    },
+    why: {
+      batchSize: "tests: seconds, not learning",
+      steps: "enough for the loss to move",
+      lr: "the official peak and end values, warm-up at 10% of the run",
+    },
+    expected: "a falling loss in seconds; no probe quality is claimed",
+  },
+  quick: {
+    options: {
+      batchSize: 64,
+      steps: 300,
+      lr: { start: 2e-4, ref: 1e-3, final: 1e-6, warmup: 30 },
+      weightDecay: [0.04, 0.4],
+      ema: [0.996, 1.0],
+    },
+    why: {
+      batchSize: "the official reference run on 2 cores used 64",
+      steps: "a few minutes on 2 CPU cores at the current step time",
+      lr: "official start/peak/final values; warm-up 10% of the run (the official 40 of 300 epochs is 13%)",
+      weightDecay: "official cosine 0.04 -> 0.4",
+      ema: "official linear 0.996 -> 1.0",
+    },
+    expected: "not yet measured: the recipe issue tunes this preset",
+  },
+};
+
+/** The trainer options of a preset's recipe (defaults where it has none). */
+export function recipe(preset: string): TrainerOptions {
+  const r = RECIPES[preset];
+  return { ...TRAINER_DEFAULTS, ...(r?.options ?? {}) };
+}
