@@ -57,7 +57,17 @@ export {
 } from "./lib/masks.ts";
 
 // Training
-export { AdamW, type AdamWOptions } from "./lib/adamw.ts";
+export { AdamW, type AdamWOptions, decays } from "./lib/adamw.ts";
+export { emaMomentum, learningRate, type LrSchedule, weightDecay } from "./lib/schedules.ts";
+export {
+  EMATrainer,
+  type FitResult,
+  type StepInfo,
+  TRAINER_DEFAULTS,
+  type TrainerOptions,
+  TrainingDiverged,
+} from "./lib/trainer.ts";
+export { recipe, RECIPES } from "./lib/recipes.ts";
 
 // Data
 export {
@@ -76,7 +86,15 @@ export {
 } from "./lib/data.ts";
 export { normalize, randomResizedCrop } from "./lib/augment.ts";
 
-// Weights formats
+// Weights: one safetensors format in the official layout; official PyTorch checkpoints
+export {
+  loadModel,
+  loadOfficialCheckpoint,
+  type Part,
+  saveModel,
+  WEIGHTS_FORMAT,
+  type WeightsMeta,
+} from "./lib/weights.ts";
 export { openSafetensors, writeSafetensors } from "./lib/safetensors.ts";
 export { openTorchCheckpoint } from "./lib/torch_checkpoint.ts";
 
