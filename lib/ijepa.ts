@@ -40,6 +40,9 @@ import { checkImages, VisionTransformer } from "./vit.ts";
 /** LayerNorm eps of the targets: `F.layer_norm`'s default in the official code. */
 export const TARGET_EPS = 1e-5;
 
+/** The parts of the model. */
+export type ModelPart = "encoder" | "target_encoder" | "predictor";
+
 /** Options for the {@link IJEPA} constructor. */
 export interface IJEPAOptions {
   /** Seed for the initial weights (default 0). */
@@ -48,42 +51,88 @@ export interface IJEPAOptions {
   rng?: Rng;
   /** Overrides on top of the preset. */
   overrides?: Partial<ModelConfig>;
+  /**
+   * Build only these parts (default all). Probing and embedding need only the target encoder,
+   * which matters for the released ViT-H models: one encoder is 2.5 GB of float32.
+   */
+  parts?: readonly ModelPart[];
+  /** Draw initial weights (default true); false leaves zeros for weights about to be loaded. */
+  init?: boolean;
 }
 
 /** The whole model: context encoder, EMA target encoder, predictor (and the pixel head in pixel mode). */
 export class IJEPA {
   readonly cfg: ResolvedConfig;
-  readonly encoder: VisionTransformer;
-  readonly targetEncoder: VisionTransformer;
-  readonly predictor: Predictor;
+  /** The parts this instance holds. */
+  readonly parts: readonly ModelPart[];
   /** Linear map from predicted features to pixels, only in `pixel` target mode. */
   readonly pixelHead?: ParamStore;
+  #encoder?: VisionTransformer;
+  #target?: VisionTransformer;
+  #predictor?: Predictor;
 
   constructor(config: string | ModelConfig, opts: IJEPAOptions = {}) {
     for (const k of Object.keys(opts)) {
-      if (!["seed", "rng", "overrides"].includes(k)) {
-        throw new Error(`IJEPA: unknown option "${k}"; expected seed, rng or overrides`);
+      if (!["seed", "rng", "overrides", "parts", "init"].includes(k)) {
+        throw new Error(`IJEPA: unknown option "${k}"; expected seed, rng, overrides, parts or init`);
       }
     }
     this.cfg = modelConfig(config, opts.overrides);
-    const rng = opts.rng ?? new Rng(opts.seed ?? 0);
-    this.encoder = new VisionTransformer(this.cfg, rng);
-    // The target encoder starts as an exact copy and then only follows the EMA.
-    this.targetEncoder = new VisionTransformer(this.cfg, new Rng(0));
-    for (const [name, v] of this.encoder.params.vars) {
-      const t = this.targetEncoder.params.get(name);
-      t.assign(v);
+    const parts = opts.parts ?? ["encoder", "target_encoder", "predictor"];
+    for (const p of parts) {
+      if (!["encoder", "target_encoder", "predictor"].includes(p)) {
+        throw new Error(`IJEPA: unknown part "${p}"; expected encoder, target_encoder or predictor`);
+      }
     }
-    for (const v of this.targetEncoder.params.vars.values()) {
-      // Not trainable: optimizers and tf.variableGrads skip it; updateTarget assigns it.
-      (v as { trainable: boolean }).trainable = false;
+    this.parts = [...parts];
+    const init = opts.init ?? true;
+    const rng = init ? opts.rng ?? new Rng(opts.seed ?? 0) : null;
+    if (parts.includes("encoder")) this.#encoder = new VisionTransformer(this.cfg, rng);
+    if (parts.includes("target_encoder")) {
+      // The target encoder starts as an exact copy and then only follows the EMA.
+      this.#target = new VisionTransformer(this.cfg, null);
+      if (this.#encoder) {
+        for (const [name, v] of this.#encoder.params.vars) this.#target.params.get(name).assign(v);
+      } else if (rng) {
+        // built alone: draw it as the encoder would have been drawn
+        this.#target.dispose();
+        this.#target = new VisionTransformer(this.cfg, rng);
+      }
+      for (const v of this.#target.params.vars.values()) {
+        // Not trainable: optimizers and tf.variableGrads skip it; updateTarget assigns it.
+        (v as { trainable: boolean }).trainable = false;
+      }
     }
-    this.predictor = new Predictor(this.cfg, rng);
-    if (this.cfg.targetMode === "pixel") {
-      this.pixelHead = new ParamStore();
-      this.pixelHead.normal("pixel_head.weight", [this.cfg.width, this.cfg.patchDim], INIT_STD, rng);
+    if (parts.includes("predictor")) this.#predictor = new Predictor(this.cfg, rng);
+    if (this.cfg.targetMode === "pixel" && parts.includes("predictor")) {
+      this.pixelHead = new ParamStore({ init });
+      this.pixelHead.normal(
+        "pixel_head.weight",
+        [this.cfg.width, this.cfg.patchDim],
+        INIT_STD,
+        rng ?? new Rng(0),
+      );
       this.pixelHead.fill("pixel_head.bias", [this.cfg.patchDim], 0);
     }
+  }
+
+  #missing(part: ModelPart): never {
+    throw new Error(`IJEPA: this model was built without its ${part} (parts: ${this.parts.join(", ")})`);
+  }
+
+  /** The context encoder (trained by gradients). */
+  get encoder(): VisionTransformer {
+    return this.#encoder ?? this.#missing("encoder");
+  }
+
+  /** The target encoder (an EMA of the context encoder). */
+  get targetEncoder(): VisionTransformer {
+    return this.#target ?? this.#missing("target_encoder");
+  }
+
+  /** The predictor. */
+  get predictor(): Predictor {
+    return this.#predictor ?? this.#missing("predictor");
   }
 
   /** The variables trained by gradient descent: context encoder, predictor (and pixel head). */
@@ -225,9 +274,9 @@ export class IJEPA {
 
   /** Free every variable and constant. */
   dispose(): void {
-    this.encoder.dispose();
-    this.targetEncoder.dispose();
-    this.predictor.dispose();
+    this.#encoder?.dispose();
+    this.#target?.dispose();
+    this.#predictor?.dispose();
     this.pixelHead?.dispose();
   }
 }

@@ -23,6 +23,12 @@ import type { Rng } from "./rng.ts";
 /** A map from official parameter names to tfjs variables. */
 export class ParamStore {
   readonly vars: Map<string, tf.Variable> = new Map();
+  /** When false, `normal` fills zeros and draws nothing (for weights about to be loaded). */
+  readonly init: boolean;
+
+  constructor(opts: { init?: boolean } = {}) {
+    this.init = opts.init ?? true;
+  }
 
   /** Add a variable with the given values. */
   set(name: string, values: Float32Array, shape: number[], trainable = true): tf.Variable {
@@ -45,6 +51,7 @@ export class ParamStore {
   normal(name: string, shape: number[], std: number, rng: Rng, trainable = true): tf.Variable {
     const n = shape.reduce((a, b) => a * b, 1);
     const v = new Float32Array(n);
+    if (!this.init) return this.set(name, v, shape, trainable);
     for (let i = 0; i < n; i++) {
       let z = rng.normal() * std;
       while (z < -2 || z > 2) z = rng.normal() * std;

@@ -36,7 +36,7 @@ import type { ResolvedConfig } from "./config.ts";
 import { layerNorm, linear, takeRows } from "./ops.ts";
 import { ParamStore } from "./params.ts";
 import { sincosPosEmbed } from "./posembed.ts";
-import type { Rng } from "./rng.ts";
+import { Rng } from "./rng.ts";
 import { blockForward, type BlockShape, INIT_STD, initBlock, keyPaddingBias } from "./transformer.ts";
 
 /** The collated masks of one batch, as the masker produces them (lib/masks.ts `MaskBatch`). */
@@ -86,13 +86,16 @@ export function checkMasks(m: CollatedMasks, B: number, N: number, where: string
 
 /** The predictor network. Parameter names follow the official state dict. */
 export class Predictor {
-  readonly params: ParamStore = new ParamStore();
+  readonly params: ParamStore;
   readonly cfg: ResolvedConfig;
   /** Fixed sin-cos position embedding at the predictor width [N, Dp]. */
   readonly posEmbed: tf.Tensor2D;
 
-  constructor(cfg: ResolvedConfig, rng: Rng) {
+  /** `rng` draws the initial weights; `null` leaves them zero (for weights about to be loaded). */
+  constructor(cfg: ResolvedConfig, rng: Rng | null) {
     this.cfg = cfg;
+    this.params = new ParamStore({ init: rng !== null });
+    rng ??= new Rng(0); // never drawn from: the store does not initialise
     const { width: D, predictorWidth: Dp, predictorDepth } = cfg;
     const hidden = 4 * Dp; // the official predictor always uses MLP ratio 4 (even for ViT-g)
     this.params.normal("predictor_embed.weight", [D, Dp], INIT_STD, rng);

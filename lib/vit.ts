@@ -27,7 +27,7 @@ import type { ResolvedConfig } from "./config.ts";
 import { gatherRows, layerNorm, linear, patchify, takeRows } from "./ops.ts";
 import { ParamStore } from "./params.ts";
 import { sincosPosEmbed } from "./posembed.ts";
-import type { Rng } from "./rng.ts";
+import { Rng } from "./rng.ts";
 import { blockForward, type BlockShape, INIT_STD, initBlock, keyPaddingBias } from "./transformer.ts";
 
 /** A per-example subset of patches: `indices` [B * length] row-major, patch index = row * cols + col. */
@@ -55,13 +55,16 @@ export interface EncodeOptions {
 
 /** The ViT encoder. Parameter names follow the official state dict. */
 export class VisionTransformer {
-  readonly params: ParamStore = new ParamStore();
+  readonly params: ParamStore;
   readonly cfg: ResolvedConfig;
   /** Fixed sin-cos position embedding [N, D] (not trained, as in the official code). */
   readonly posEmbed: tf.Tensor2D;
 
-  constructor(cfg: ResolvedConfig, rng: Rng) {
+  /** `rng` draws the initial weights; `null` leaves them zero (for weights about to be loaded). */
+  constructor(cfg: ResolvedConfig, rng: Rng | null) {
     this.cfg = cfg;
+    this.params = new ParamStore({ init: rng !== null });
+    rng ??= new Rng(0); // never drawn from: the store does not initialise
     const { width: D, patchDim: P, depth, mlpHidden } = cfg;
     // The official patch embedding is a stride-p convolution with kernel [D, C, p, p]; as a linear
     // layer on flattened (row, col, channel) patches it is the same map, kept as [p*p*C, D].

@@ -284,8 +284,8 @@ export interface LoadOptions {
 
 /**
  * Load a model from one of our safetensors files (or any safetensors file in the same layout with
- * a config in its metadata). Parts not in the file keep their fresh initialisation; the target
- * encoder, if absent, is copied from the encoder.
+ * a config in its metadata). Only the parts asked for are built (default: those in the file); a
+ * target encoder asked of a file holding only the encoder gets the encoder's weights.
  */
 export async function loadModel(
   path: string,
@@ -311,19 +311,22 @@ export async function loadModel(
   } catch {
     throw new Error(`${path}: the "config" metadata is not valid JSON`);
   }
-  const model = new IJEPA(config);
-  try {
-    const shapes = new Map(st.names().map((n) => [n, st.info(n).shape] as const));
-    const present = PARTS.filter((p) => [...shapes.keys()].some((k) => k.startsWith(p + ".")));
-    const parts = opts.parts ?? present;
-    for (const p of parts) {
-      if (!present.includes(p)) {
-        throw new Error(`${path}: the file holds no ${p} (it holds ${present.join(", ")})`);
-      }
-      await fillPart(model, p, p + ".", shapes, (k) => st.readFloat32(k), path);
+  const shapes = new Map(st.names().map((n) => [n, st.info(n).shape] as const));
+  const present = PARTS.filter((p) => [...shapes.keys()].some((k) => k.startsWith(p + ".")));
+  const parts = opts.parts ?? present;
+  for (const p of parts) {
+    const fromEncoder = p === "target_encoder" && present.includes("encoder");
+    if (!present.includes(p) && !fromEncoder) {
+      throw new Error(`${path}: the file holds no ${p} (it holds ${present.join(", ")})`);
     }
-    if (!parts.includes("target_encoder") && parts.includes("encoder")) {
-      for (const [n, v] of model.encoder.params.vars) model.targetEncoder.params.get(n).assign(v);
+  }
+  checkFits(modelConfig(config), parts, path);
+  const model = new IJEPA(config, { parts, init: false });
+  try {
+    for (const p of parts) {
+      // a file with only the encoder (e.g. an export) gives its weights to the target encoder too
+      const src = present.includes(p) ? p : "encoder";
+      await fillPart(model, p, src + ".", shapes, (k) => st.readFloat32(k), path);
     }
     if (model.pixelHead) {
       for (const [name, v] of model.pixelHead.vars) {
@@ -336,6 +339,37 @@ export async function loadModel(
     model.dispose();
     throw e;
   }
+}
+
+/** Parameters of one part of a model with this config (position embeddings excluded). */
+export function paramCount(cfg: ResolvedConfig, part: Part): number {
+  const block = (d: number, h: number) =>
+    4 * d + (3 * d * d + 3 * d) + (d * d + d) + (d * h + h) + (h * d + d);
+  if (part === "predictor") {
+    const { width: D, predictorWidth: Dp, predictorDepth } = cfg;
+    return D * Dp + Dp + Dp + predictorDepth * block(Dp, 4 * Dp) + 2 * Dp + Dp * D + D;
+  }
+  return cfg.patchDim * cfg.width + cfg.width + cfg.depth * block(cfg.width, cfg.mlpHidden) + 2 * cfg.width;
+}
+
+/** The most float32 parameter bytes we let the wasm backend hold (its heap is capped at 4 GiB). */
+export const WASM_PARAM_BYTES = 3.2 * 2 ** 30;
+
+/** Fail before loading when the asked parts cannot fit the active backend, naming the numbers. */
+export function checkFits(cfg: ResolvedConfig, parts: readonly Part[], source: string): void {
+  if (tf.getBackend() !== "wasm") return;
+  const bytes = parts.reduce((a, p) => a + 4 * paramCount(cfg, p), 0);
+  if (bytes <= WASM_PARAM_BYTES) return;
+  const each = parts.map((p) => `${p} ${(4 * paramCount(cfg, p) / 2 ** 30).toFixed(2)} GiB`).join(", ");
+  const fitting = PARTS.filter((p) => 4 * paramCount(cfg, p) <= WASM_PARAM_BYTES);
+  throw new Error(
+    `${source}: the parts asked for need ${(bytes / 2 ** 30).toFixed(2)} GiB of float32 weights (${each}), ` +
+      `more than the wasm backend's ${
+        (WASM_PARAM_BYTES / 2 ** 30).toFixed(1)
+      } GiB (its heap is capped at 4 GiB). ` +
+      `Load fewer parts (e.g. { parts: ["target_encoder"] }, which fits: ${fitting.join(", ") || "none"}) ` +
+      `or use a backend without that cap (webgpu on a GPU, tensorflow).`,
+  );
 }
 
 /** Head counts of the official model family by width (no tensor holds the head count). */
@@ -450,15 +484,13 @@ export async function loadOfficialCheckpoint(
       opts.heads,
     ),
   );
-  const model = new IJEPA(cfg);
+  checkFits(cfg, parts, path);
+  const model = new IJEPA(cfg, { parts, init: false });
   try {
     for (const p of parts) {
       const d = dicts.get(p)!;
       const shapes = new Map([...d].map(([k, v]) => [`${p}.${k}`, v.shape] as const));
       await fillPart(model, p, p + ".", shapes, (k) => d.get(k.slice(p.length + 1))!.readFloat32(), path);
-    }
-    if (!parts.includes("target_encoder") && parts.includes("encoder")) {
-      for (const [n, v] of model.encoder.params.vars) model.targetEncoder.params.get(n).assign(v);
     }
     const meta: WeightsMeta = {};
     for (const k of ["epoch", "loss", "lr", "batch_size", "world_size"]) {

@@ -1,12 +1,13 @@
 // Official checkpoints: the tiny fixture written by the official code must load and reproduce the
 // official outputs, targets and losses; our safetensors files round-trip bit-exactly.
 import * as tf from "@tensorflow/tfjs";
-import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "./_assert.ts";
+import { modelConfig } from "../lib/config.ts";
 import { setBackend } from "../lib/backend.ts";
 import { distance, TARGET_EPS } from "../lib/ijepa.ts";
 import { layerNorm } from "../lib/ops.ts";
 import type { CollatedMasks } from "../lib/predictor.ts";
-import { loadModel, loadOfficialCheckpoint, saveModel } from "../lib/weights.ts";
+import { checkFits, loadModel, loadOfficialCheckpoint, paramCount, saveModel } from "../lib/weights.ts";
 import { encodeSafetensors } from "../lib/safetensors.ts";
 
 const DIR = new URL("./fixtures/official-ijepa-tiny/", import.meta.url);
@@ -194,4 +195,36 @@ Deno.test("weights: wrong files fail with the key and the shapes", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("official checkpoint: only the parts asked for are built", async () => {
+  await setBackend("wasm", { quiet: true });
+  const { model } = await loadOfficialCheckpoint(CKPT, { heads: 2, parts: ["target_encoder"] });
+  try {
+    assertEquals(model.parts, ["target_encoder"]);
+    assertThrows(() => model.encoder, Error, "built without its encoder (parts: target_encoder)");
+    const { x } = fixtureInputs();
+    const h = model.targetEncoder.forward(x);
+    assert(maxDiff(h.dataSync(), expected.target_encoder_full.data) < 1e-5);
+    tf.dispose([x, h]);
+  } finally {
+    model.dispose();
+  }
+});
+
+Deno.test("weights: sizes of the official family, and a clear refusal when parts cannot fit wasm", async () => {
+  await setBackend("wasm", { quiet: true });
+  const huge = modelConfig("vit_huge14");
+  // the released ViT-H/14 encoder: about 632M parameters
+  const n = paramCount(huge, "target_encoder");
+  assert(Math.abs(n - 631e6) < 3e6, `ViT-H/14 encoder has ${n} parameters`);
+  // timm's ViT-B/16 has 86,567,656 parameters; less its head (769,000), pos_embed (151,296) and cls
+  // token (768), which I-JEPA's encoder has not (its pos_embed is fixed): 85,646,592
+  assertEquals(paramCount(modelConfig("vit_base16"), "encoder"), 85_646_592);
+  checkFits(huge, ["target_encoder"], "vit_huge14"); // one encoder fits
+  assertThrows(
+    () => checkFits(huge, ["encoder", "target_encoder", "predictor"], "vit_huge14"),
+    Error,
+    'Load fewer parts (e.g. { parts: ["target_encoder"] }',
+  );
 });
