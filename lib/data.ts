@@ -155,9 +155,7 @@ function maybeGunzip(bytes: Uint8Array, file: string): Uint8Array {
 }
 
 function hex(b: Uint8Array): string {
-  return b.length === 0
-    ? "no bytes"
-    : Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
+  return b.length === 0 ? "no bytes" : Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
 }
 
 const IDX_TYPES: Record<number, string> = {
@@ -222,9 +220,7 @@ export function parseIdx(bytes: Uint8Array, file: string): IdxArray {
   const expected = header + size;
   if (bytes.length !== expected) {
     throw new DataError(
-      `${file}: expected ${expected} bytes (${header} header + ${
-        dims.join("x")
-      }), got ${bytes.length}` +
+      `${file}: expected ${expected} bytes (${header} header + ${dims.join("x")}), got ${bytes.length}` +
         (bytes.length < expected ? " (truncated)" : " (trailing bytes)"),
     );
   }
@@ -478,9 +474,7 @@ export async function loadCifar(
     variant = byName ?? (fits10 && !fits100 ? 10 : fits100 && !fits10 ? 100 : undefined);
     if (variant === undefined) {
       throw new DataError(
-        `${
-          files[0]
-        }: cannot tell CIFAR-10 from CIFAR-100 by name or length; pass { variant: 10 | 100 }`,
+        `${files[0]}: cannot tell CIFAR-10 from CIFAR-100 by name or length; pass { variant: 10 | 100 }`,
       );
     }
   }
@@ -587,6 +581,76 @@ function decodeImage(
 }
 
 /**
+ * Decode one PNG/JPEG file, centre-crop it to a square, resize it to size x size and write its
+ * grey or RGB bytes into `dst` ([size, size, channels]).
+ */
+async function readImageInto(file: string, size: number, channels: 1 | 3, dst: Uint8Array): Promise<void> {
+  const { width, height, rgba } = decodeImage(await readBytes(file), file);
+  const src = new Uint8Array(width * height * channels); // [height, width, channels]
+  for (let p = 0, q = 0; p < width * height; p++, q += 4) {
+    if (channels === 3) {
+      src[p * 3] = rgba[q];
+      src[p * 3 + 1] = rgba[q + 1];
+      src[p * 3 + 2] = rgba[q + 2];
+    } else {
+      src[p] = Math.round((rgba[q] * 299 + rgba[q + 1] * 587 + rgba[q + 2] * 114) / 1000);
+    }
+  }
+  const side = Math.min(width, height);
+  const box: CropBox = {
+    top: Math.floor((height - side) / 2),
+    left: Math.floor((width - side) / 2),
+    height: side,
+    width: side,
+  };
+  const out = resizeCrop(src, height, width, channels, box, size, size); // [size, size, C]
+  for (let i = 0; i < dst.length; i++) dst[i] = Math.min(255, Math.max(0, Math.round(out[i])));
+}
+
+/**
+ * Every PNG/JPEG under `dir` (sub-folders included, sorted by path), centre-cropped and resized
+ * like {@link loadImageFolder}, with the file names: for embedding a folder that has no classes.
+ * Labels are 0.
+ */
+export async function loadImageFiles(
+  dir: string,
+  opts: ImageFolderOptions,
+): Promise<{ dataset: ImageDataset; files: string[] }> {
+  const size = opts.size;
+  const channels = opts.channels ?? 3;
+  const files: string[] = [];
+  const walk = async (d: string) => {
+    for (const e of await listDir(d)) {
+      if (e.isDirectory) await walk(join(d, e.name));
+      else if (e.isFile && IMAGE_EXT.test(e.name)) files.push(join(d, e.name));
+    }
+  };
+  await walk(dir);
+  files.sort();
+  if (files.length === 0) {
+    throw new DataError(`${dir}: no .png/.jpg/.jpeg images found (sub-folders included)`);
+  }
+  const pix = size * size * channels;
+  const images = new Uint8Array(files.length * pix);
+  for (let k = 0; k < files.length; k++) {
+    await readImageInto(files[k], size, channels, images.subarray(k * pix, (k + 1) * pix));
+  }
+  return {
+    dataset: {
+      images,
+      labels: new Int32Array(files.length),
+      n: files.length,
+      height: size,
+      width: size,
+      channels,
+      classNames: ["(none)"],
+      source: `image files under ${dir} (${files.length} images, ${size}x${size}x${channels})`,
+    },
+    files,
+  };
+}
+
+/**
  * Load a folder with one sub-folder per class (`dir/<class>/*.png|jpg|jpeg`, class names sorted
  * as torchvision's `ImageFolder` does). Each image is centre-cropped to a square, resized to
  * `size` x `size` with the antialiased bilinear filter of `lib/augment.ts`, and kept as grey or RGB
@@ -635,9 +699,7 @@ export async function loadImageFolder(
       .map((e) => join(dir, cls, e.name));
     if (files.length === 0) {
       throw new DataError(
-        `${
-          join(dir, cls)
-        }: empty folder: expected .png/.jpg/.jpeg images of class "${cls}", found none`,
+        `${join(dir, cls)}: empty folder: expected .png/.jpg/.jpeg images of class "${cls}", found none`,
       );
     }
     perClass.push(files);
@@ -649,27 +711,7 @@ export async function loadImageFolder(
   let k = 0;
   for (let c = 0; c < perClass.length; c++) {
     for (const file of perClass[c]) {
-      const { width, height, rgba } = decodeImage(await readBytes(file), file);
-      const src = new Uint8Array(width * height * channels); // [height, width, channels]
-      for (let p = 0, q = 0; p < width * height; p++, q += 4) {
-        if (channels === 3) {
-          src[p * 3] = rgba[q];
-          src[p * 3 + 1] = rgba[q + 1];
-          src[p * 3 + 2] = rgba[q + 2];
-        } else {
-          src[p] = Math.round((rgba[q] * 299 + rgba[q + 1] * 587 + rgba[q + 2] * 114) / 1000);
-        }
-      }
-      const side = Math.min(width, height);
-      const box: CropBox = {
-        top: Math.floor((height - side) / 2),
-        left: Math.floor((width - side) / 2),
-        height: side,
-        width: side,
-      };
-      const out = resizeCrop(src, height, width, channels, box, size, size); // [size, size, C]
-      const dst = images.subarray(k * pix, (k + 1) * pix);
-      for (let i = 0; i < pix; i++) dst[i] = Math.min(255, Math.max(0, Math.round(out[i])));
+      await readImageInto(file, size, channels, images.subarray(k * pix, (k + 1) * pix));
       labels[k++] = c;
     }
   }
@@ -681,8 +723,7 @@ export async function loadImageFolder(
     width: size,
     channels,
     classNames: classDirs,
-    source:
-      `image folder ${dir} (${n} images, ${classDirs.length} classes, ${size}x${size}x${channels})`,
+    source: `image folder ${dir} (${n} images, ${classDirs.length} classes, ${size}x${size}x${channels})`,
   };
 }
 
@@ -914,8 +955,7 @@ export async function loadDataset(
       : splitHoldout(train, fraction, seed);
     return {
       ...split,
-      source:
-        `CIFAR-${cifarTrain.variant} (${split.train.n} train / ${split.test.n} test) from ${dir}`,
+      source: `CIFAR-${cifarTrain.variant} (${split.train.n} train / ${split.test.n} test) from ${dir}`,
       full: true,
     };
   }
@@ -1220,9 +1260,7 @@ export class BatchStream implements Iterable<Batch> {
 
   /** Batches per epoch. */
   get stepsPerEpoch(): number {
-    return this.dropLast
-      ? Math.floor(this.ds.n / this.batchSize)
-      : Math.ceil(this.ds.n / this.batchSize);
+    return this.dropLast ? Math.floor(this.ds.n / this.batchSize) : Math.ceil(this.ds.n / this.batchSize);
   }
 
   /** The current epoch (0-based). */

@@ -407,7 +407,7 @@ export function inferConfig(
     throw new Error(
       `checkpoint: width ${D} is not in the official family (${
         Object.keys(OFFICIAL_HEADS).join(", ")
-      }); pass the head count with { heads }`,
+      }); pass the head count (--heads N, or { heads } in code)`,
     );
   }
   let predictorWidth = 4 * Math.max(1, Math.round(D / 8)), predictorDepth = 1;

@@ -1,0 +1,135 @@
+/**
+ * `deno task embed --weights FILE --data DIR --out FEATURES`: frozen target-encoder features of a
+ * folder of images, for use in any other tool. FILE is one of our weights files or an official
+ * checkpoint (.pth.tar); FEATURES is `.safetensors` (features plus the file names in its metadata)
+ * or `.npy` (with the names in FEATURES.files.txt).
+ *
+ * Preprocessing: each image is centre-cropped to a square and resized to the model's size. Our
+ * weights carry their input normalisation; official checkpoints get the official one (ImageNet mean
+ * and std, grey images repeated to 3 channels).
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { setBackend } from "../backend.ts";
+import { loadImageFiles } from "../data.ts";
+import { normalize } from "../augment.ts";
+import type { IJEPA } from "../ijepa.ts";
+import { writeSafetensors } from "../safetensors.ts";
+import { loadModel, loadOfficialCheckpoint } from "../weights.ts";
+import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
+
+const SPEC: CliSpec = {
+  name: "embed",
+  summary: "Frozen target-encoder features (average-pooled patch tokens) of every image in a folder.",
+  flags: {
+    weights: { type: "string", help: "our .safetensors weights or an official .pth.tar checkpoint" },
+    data: { type: "string", help: "folder of PNG/JPEG images (sub-folders included)" },
+    out: { type: "string", help: "output file: .safetensors or .npy" },
+    tokens: { type: "bool", help: "keep every patch token ([N, patches, D]) instead of the average" },
+    batch: { type: "int", default: 16, help: "images per forward pass" },
+    heads: { type: "int", help: "head count, for official checkpoints outside the official widths" },
+    backend: { type: "string", help: "auto | webgpu | wasm | cpu | tensorflow | tensorflow-gpu" },
+    json: { type: "bool", help: "one JSON line with the summary" },
+  },
+};
+
+/** ImageNet statistics, as the official evaluation normalises its inputs. */
+export const IMAGENET_MEAN = [0.485, 0.456, 0.406];
+export const IMAGENET_STD = [0.229, 0.224, 0.225];
+
+/** Write a float32 array as a NumPy .npy file (format 1.0, little-endian, C order). */
+export function encodeNpy(data: Float32Array, shape: number[]): Uint8Array {
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(", ")}${
+    shape.length === 1 ? "," : ""
+  }), }`;
+  const pad = 64 - ((10 + header.length + 1) % 64);
+  header += " ".repeat(pad % 64) + "\n";
+  const out = new Uint8Array(10 + header.length + data.byteLength);
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0], 0);
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  out.set(new TextEncoder().encode(header), 10);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 10 + header.length);
+  return out;
+}
+
+async function main(args: string[]) {
+  const f = parseFlags(args, SPEC);
+  for (const k of ["weights", "data", "out"]) {
+    if (!f[k]) throw new UsageError(`embed: --${k} is required (see --help)`);
+  }
+  const out = f.out as string;
+  if (!/\.(safetensors|npy)$/.test(out)) {
+    throw new UsageError(`embed: --out must end in .safetensors or .npy, got ${out}`);
+  }
+  const json = Boolean(f.json);
+  await setBackend(f.backend as string | undefined, { quiet: json });
+  const weights = f.weights as string;
+  const t0 = performance.now();
+  let model: IJEPA, mean: number[], std: number[];
+  if (/\.(pth|pt|tar)$/.test(weights)) {
+    ({ model } = await loadOfficialCheckpoint(weights, {
+      parts: ["target_encoder"],
+      heads: f.heads as number | undefined,
+    }));
+    mean = IMAGENET_MEAN.slice(0, model.cfg.channels);
+    std = IMAGENET_STD.slice(0, model.cfg.channels);
+  } else {
+    const r = await loadModel(weights, { parts: ["target_encoder"] });
+    model = r.model;
+    mean = (r.meta.mean as number[] | undefined) ?? new Array(model.cfg.channels).fill(0.5);
+    std = (r.meta.std as number[] | undefined) ?? new Array(model.cfg.channels).fill(0.25);
+  }
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const cfg = model.cfg;
+  // grey images are repeated to 3 channels for RGB models (the official preprocessing)
+  const { dataset, files } = await loadImageFiles(f.data as string, {
+    size: cfg.imageSize,
+    channels: cfg.channels === 1 ? 1 : 3,
+  });
+  const N = dataset.n, D = cfg.width, P = cfg.numPatches;
+  const per = f.tokens ? P * D : D;
+  const features = new Float32Array(N * per);
+  const B = f.batch as number;
+  const pix = cfg.imageSize * cfg.imageSize * cfg.channels;
+  const t1 = performance.now();
+  for (let s = 0; s < N; s += B) {
+    const n = Math.min(B, N - s);
+    const x = normalize(dataset.images.subarray(s * pix, (s + n) * pix), cfg.channels, mean, std);
+    const feats = tf.tidy(() => {
+      const h = model.targetEncoder.forward(tf.tensor4d(x, [n, cfg.imageSize, cfg.imageSize, cfg.channels]));
+      return f.tokens ? h : h.mean(1); // [n, P, D] or [n, D]
+    });
+    features.set(await feats.data() as Float32Array, s * per);
+    feats.dispose();
+    if (!json) console.error(`embedded ${s + n}/${N}`);
+  }
+  const seconds = (performance.now() - t1) / 1000;
+  const shape = f.tokens ? [N, P, D] : [N, D];
+  if (out.endsWith(".npy")) {
+    await Deno.writeFile(out, encodeNpy(features, shape));
+    await Deno.writeTextFile(`${out}.files.txt`, files.join("\n") + "\n");
+  } else {
+    await writeSafetensors(out, { features: { dtype: "F32", shape, data: features } }, {
+      files: JSON.stringify(files),
+      weights,
+      preprocessing: JSON.stringify({ size: cfg.imageSize, mean, std }),
+    });
+  }
+  const summary = {
+    images: N,
+    shape,
+    out,
+    loadSeconds: Number(loadSeconds.toFixed(2)),
+    secondsPerImage: Number((seconds / N).toFixed(3)),
+    peakRssGiB: Number((Deno.memoryUsage().rss / 2 ** 30).toFixed(2)),
+  };
+  console.log(
+    json
+      ? JSON.stringify(summary)
+      : `wrote ${out}: ${shape.join(" x ")} features; ${summary.secondsPerImage} s/image`,
+  );
+  model.dispose();
+}
+
+if (import.meta.main) runMain(main);

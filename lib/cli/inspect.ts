@@ -1,0 +1,190 @@
+/**
+ * `deno task inspect FILE`: what a weights file or an official checkpoint holds: the inferred
+ * config, parameters per part, dtype, the training state stored, and anything not understood.
+ * Reads only the headers and the pickle, never the tensors' bytes.
+ *
+ * @module
+ */
+import { modelConfig, type ResolvedConfig } from "../config.ts";
+import { openSafetensors } from "../safetensors.ts";
+import { type LazyTensor, openTorchCheckpoint, stateDict } from "../torch_checkpoint.ts";
+import { inferConfig, OFFICIAL_HEADS, PARTS, WEIGHTS_FORMAT } from "../weights.ts";
+import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
+
+const SPEC: CliSpec = {
+  name: "inspect",
+  summary: "Show what a weights file (ours, .safetensors) or an official I-JEPA checkpoint (.pth.tar) holds.",
+  positionals: ["file"],
+  flags: {
+    heads: { type: "int", help: "head count, for widths outside the official family" },
+    json: { type: "bool", help: "one JSON line" },
+  },
+};
+
+/** What {@link inspectFile} finds. */
+export interface Inspection {
+  file: string;
+  kind: string;
+  config?: ResolvedConfig;
+  headsFrom?: string;
+  parts: Record<string, { tensors: number; parameters: number; dtypes: string[] }>;
+  training: Record<string, unknown>;
+  notUnderstood: string[];
+}
+
+const ROOT_KEYS = new Set([
+  "encoder",
+  "predictor",
+  "target_encoder",
+  "opt",
+  "scaler",
+  "epoch",
+  "loss",
+  "batch_size",
+  "world_size",
+  "lr",
+]);
+
+/** Inspect a file without reading its tensors. */
+export async function inspectFile(path: string, heads?: number): Promise<Inspection> {
+  const head = new Uint8Array(4);
+  {
+    using f = await Deno.open(path);
+    await f.read(head);
+  }
+  const isZip = head[0] === 0x50 && head[1] === 0x4b;
+  if (isZip) return await inspectTorch(path, heads);
+  return await inspectSafetensors(path);
+}
+
+async function inspectTorch(path: string, heads?: number): Promise<Inspection> {
+  using ckpt = await openTorchCheckpoint(path);
+  const root = ckpt.root as Record<string, unknown>;
+  const out: Inspection = {
+    file: path,
+    kind: "official PyTorch checkpoint",
+    parts: {},
+    training: {},
+    notUnderstood: [],
+  };
+  const dicts = new Map<string, Map<string, LazyTensor>>();
+  for (const k of Object.keys(root)) {
+    if (!ROOT_KEYS.has(k)) out.notUnderstood.push(k);
+  }
+  for (const part of PARTS) {
+    if (!(part in root)) continue;
+    const sd = stateDict(root, part);
+    const m = new Map<string, LazyTensor>();
+    for (const [k, v] of sd) m.set(k.startsWith("module.") ? k.slice(7) : k, v);
+    dicts.set(part, m);
+    out.parts[part] = {
+      tensors: m.size,
+      parameters: [...m.values()].reduce((a, t) => a + t.numel, 0),
+      dtypes: [...new Set([...m.values()].map((t) => t.dtype))],
+    };
+  }
+  const enc = dicts.get("target_encoder") ?? dicts.get("encoder");
+  if (enc) {
+    const shapes = (m: Map<string, LazyTensor>) => new Map([...m].map(([k, v]) => [k, v.shape] as const));
+    const pred = dicts.get("predictor");
+    const known = heads ?? OFFICIAL_HEADS[enc.get("patch_embed.proj.weight")?.shape[0] ?? 0];
+    // no tensor holds the head count: without the table or --heads, show the rest and say so
+    const cfg = modelConfig(inferConfig(shapes(enc), pred ? shapes(pred) : undefined, known ?? 1));
+    out.config = cfg;
+    out.headsFrom = heads
+      ? "--heads"
+      : known
+      ? `the official family's table (width ${cfg.width})`
+      : `unknown: width ${cfg.width} is not in the official family; pass --heads N`;
+  }
+  for (const k of ["epoch", "loss", "lr", "batch_size", "world_size"]) {
+    if (root[k] !== undefined) out.training[k] = root[k];
+  }
+  const opt = root.opt as Record<string, unknown> | undefined;
+  if (opt && typeof opt === "object") {
+    const groups = opt.param_groups as unknown[] | undefined;
+    const state = opt.state as Map<unknown, Record<string, unknown>> | undefined;
+    out.training.optimizer = {
+      paramGroups: groups?.length ?? 0,
+      statesStored: state instanceof Map ? state.size : 0,
+    };
+  }
+  return out;
+}
+
+async function inspectSafetensors(path: string): Promise<Inspection> {
+  using st = await openSafetensors(path);
+  const md = st.metadata;
+  const ours = md.format === WEIGHTS_FORMAT;
+  const out: Inspection = {
+    file: path,
+    kind: ours
+      ? `ijepa-deno ${
+        md.kind === '"checkpoint"' || md.kind === "checkpoint" ? "training checkpoint" : "weights"
+      }` +
+        ` (format ${md.format_version})`
+      : "safetensors without ijepa-deno metadata",
+    parts: {},
+    training: {},
+    notUnderstood: [],
+  };
+  if (md.config) out.config = modelConfig(JSON.parse(md.config));
+  for (const n of st.names()) {
+    const part = PARTS.find((p) => n.startsWith(p + "."));
+    const info = st.info(n);
+    const numel = info.shape.reduce((a, b) => a * b, 1);
+    if (part) {
+      const e = out.parts[part] ??= { tensors: 0, parameters: 0, dtypes: [] };
+      e.tensors++;
+      e.parameters += numel;
+      if (!e.dtypes.includes(info.dtype)) e.dtypes.push(info.dtype);
+    } else if (n.startsWith("adamw.")) {
+      const e = out.parts["optimizer (AdamW moments)"] ??= { tensors: 0, parameters: 0, dtypes: [] };
+      e.tensors++;
+      e.parameters += numel;
+      if (!e.dtypes.includes(info.dtype)) e.dtypes.push(info.dtype);
+    } else if (!n.startsWith("pixel_head.")) out.notUnderstood.push(n);
+  }
+  for (const k of ["preset", "step", "mean", "std", "adamw_t"]) {
+    if (md[k] !== undefined) {
+      try {
+        out.training[k] = JSON.parse(md[k]);
+      } catch {
+        out.training[k] = md[k];
+      }
+    }
+  }
+  return out;
+}
+
+function format(i: Inspection): string {
+  const lines = [`${i.file}: ${i.kind}`];
+  const c = i.config;
+  if (c) {
+    lines.push(
+      `config: ${c.imageSize}px images, ${c.channels} channel(s), patch ${c.patchSize} (${c.gridSize}x${c.gridSize} grid), ` +
+        `width ${c.width}, depth ${c.depth}, ${c.heads} heads${
+          i.headsFrom ? ` (from ${i.headsFrom})` : ""
+        }, ` +
+        `MLP ${c.mlpHidden}; predictor ${c.predictorWidth} wide, ${c.predictorDepth} deep`,
+    );
+  }
+  for (const [p, e] of Object.entries(i.parts)) {
+    lines.push(
+      `${p}: ${(e.parameters / 1e6).toFixed(2)}M values in ${e.tensors} tensors (${e.dtypes.join(", ")})`,
+    );
+  }
+  if (Object.keys(i.training).length) lines.push(`training state: ${JSON.stringify(i.training)}`);
+  lines.push(`not understood: ${i.notUnderstood.length ? i.notUnderstood.join(", ") : "nothing"}`);
+  return lines.join("\n");
+}
+
+async function main(args: string[]) {
+  const f = parseFlags(args, SPEC);
+  const file = f._[0];
+  if (!file) throw new UsageError("inspect: expected a FILE (see --help)");
+  const info = await inspectFile(file, f.heads as number | undefined);
+  console.log(f.json ? JSON.stringify(info) : format(info));
+}
+
+if (import.meta.main) runMain(main);
