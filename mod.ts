@@ -69,6 +69,29 @@ export {
 } from "./lib/trainer.ts";
 export { recipe, RECIPES } from "./lib/recipes.ts";
 
+// Evaluation: frozen features, linear probe, kNN, baselines
+export {
+  extractFeatures,
+  type FeatureSet,
+  rawPixelFeatures,
+  type Readout,
+  READOUTS,
+} from "./lib/features.ts";
+export {
+  formatProbeTable,
+  knnAccuracy,
+  LinearProbe,
+  PROBE_DEFAULTS,
+  probeBars,
+  type ProbeTable,
+  runProbeSuite,
+  sampleLabelSubset,
+  trainLinearProbe,
+} from "./lib/probe.ts";
+
+// The paper's ablations
+export { formatSummary, runStudy, type Study, studyArms, summarise } from "./lib/ablate.ts";
+
 // Data
 export {
   type Batch,

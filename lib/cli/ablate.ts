@@ -1,0 +1,80 @@
+/**
+ * `deno task ablate --study targets|masking`: the paper's ablations at small scale (see lib/ablate.ts).
+ *
+ * @module
+ */
+import { formatSummary, runStudy, STUDIES, type Study, summarise } from "../ablate.ts";
+import { setBackend } from "../backend.ts";
+import { PRESET_NAMES } from "../config.ts";
+import { loadDataset } from "../data.ts";
+import { type CliSpec, parseFlags, runMain } from "./args.ts";
+
+const SPEC: CliSpec = {
+  name: "ablate",
+  summary:
+    "Rerun the paper's ablations at small scale: --study targets (Table 7: representations vs pixels)\n" +
+    "or --study masking (Table 6: multi-block vs rasterized, block, random). Each arm is pretrained and probed;\n" +
+    "finished arms are kept in OUT/results.json, so an interrupted study resumes where it stopped.",
+  flags: {
+    study: { type: "string", choices: STUDIES, default: "targets", help: "which ablation" },
+    preset: { type: "string", choices: PRESET_NAMES, default: "quick", help: "model preset" },
+    steps: { type: "int", help: "training steps per arm (default: the preset's recipe)" },
+    seeds: { type: "int", default: 1, help: "training seeds per arm" },
+    "probe-seeds": { type: "int", default: 3, help: "label subsets per probe setting" },
+    backend: { type: "string", help: "auto | webgpu | wasm | cpu | tensorflow | tensorflow-gpu" },
+    data: {
+      type: "string",
+      help: "data folder (default Fashion-MNIST; 'fashion-mnist-subset' for the shipped one)",
+    },
+    out: { type: "string", help: "study folder (default runs/ablate-<study>-<preset>)" },
+    png: { type: "string", help: "write a bar chart of the results to this PNG file" },
+    json: { type: "bool", help: "print the results as one JSON line" },
+  },
+};
+
+async function main(args: string[]) {
+  const f = parseFlags(args, SPEC);
+  const json = Boolean(f.json);
+  await setBackend(f.backend as string | undefined, { quiet: json });
+  const data = await loadDataset(f.data as string | undefined);
+  const study = f.study as Study;
+  const preset = f.preset as string;
+  const out = (f.out as string | undefined) ?? `runs/ablate-${study}-${preset}`;
+  const log = json ? () => {} : (l: string) => console.error(l);
+  log(`data: ${data.source}\nstudy ${study}, preset ${preset}, results in ${out}/results.json`);
+  const results = await runStudy({
+    study,
+    preset,
+    steps: f.steps as number | undefined,
+    seeds: f.seeds as number,
+    probeSeeds: f["probe-seeds"] as number,
+    data,
+    outDir: out,
+    log,
+  });
+  const rows = summarise(results);
+  if (f.png) {
+    const { plotBars, savePng } = await import("../plot.ts");
+    const bars = rows.flatMap((r) =>
+      ["probe 1%", "probe 10-shot", "kNN 1%"].filter((c) => r.cells[c]).map((c) => ({
+        group: c,
+        label: r.method,
+        mean: r.cells[c][0],
+        std: r.cells[c][1],
+      }))
+    );
+    await savePng(
+      plotBars(bars, {
+        title: `${study} study (${preset}, ${results.steps} steps)`,
+        y: "test accuracy (%)",
+        format: (v: number) => v.toFixed(1),
+      }),
+      f.png as string,
+    );
+    log(`chart: ${f.png}`);
+  }
+  if (json) console.log(JSON.stringify({ ...results, summary: rows }));
+  else console.log(formatSummary(rows, results));
+}
+
+if (import.meta.main) runMain(main);

@@ -1,0 +1,390 @@
+/**
+ * `deno task probe`: evaluate frozen I-JEPA features beside their baselines, the paper's Tables 1
+ * and 2 at our scale: a linear probe and kNN with 1, 5, 10, 50 labels per class, 1% of the labels
+ * and all of them, for the target encoder, a random-init encoder of the same shape and raw pixels,
+ * on the same label draws (the protocol and the probe recipe are documented in lib/probe.ts).
+ *
+ * ```sh
+ * deno task probe --run runs/quick                      # DIR/final.safetensors from pretrain
+ * deno task probe --weights w.safetensors --png probe.png
+ * deno task probe --preset quick --json                 # baselines only, no weights
+ * deno task probe --weights w.safetensors --readout avgpool,pool2x2
+ * ```
+ *
+ * @example
+ * ```ts
+ * import { parseShots } from "./probe.ts";
+ * if (parseShots("1,5,10,50").join() !== "1,5,10,50") throw new Error("shots");
+ * ```
+ * @module
+ */
+
+import { join } from "node:path";
+import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
+import { BACKEND_NAMES, setBackend } from "../backend.ts";
+import { type ModelConfig, modelConfig, PRESET_NAMES, type ResolvedConfig } from "../config.ts";
+import { channelStats, type DatasetSplits, type ImageDataset, loadDataset, subset } from "../data.ts";
+import { parseReadout, type Readout } from "../features.ts";
+import type { IJEPA } from "../ijepa.ts";
+import { formatProbeTable, probeBars, type ProbeTable, runProbeSuite, sampleLabelSubset } from "../probe.ts";
+import { Rng } from "../rng.ts";
+import { VisionTransformer } from "../vit.ts";
+
+const SPEC: CliSpec = {
+  name: "probe",
+  summary: "Linear probe and kNN on frozen target-encoder features (average-pooled last-layer tokens),\n" +
+    "beside a random-init encoder of the same shape and raw pixels, on the same label draws:\n" +
+    "n-shot, 1% of the labels and all of them, mean and std over --seeds draws, on the test set.",
+  flags: {
+    weights: {
+      type: "string",
+      help: "weights file (safetensors, from pretrain); without it only the baselines run",
+    },
+    run: { type: "string", help: "a pretrain run directory: reads DIR/final.safetensors" },
+    preset: {
+      type: "string",
+      choices: PRESET_NAMES,
+      help:
+        "model shape of the random-init baseline without weights (default quick); with weights it must match",
+    },
+    data: {
+      type: "string",
+      help: "dataset directory, fashion-mnist or fashion-mnist-subset (default: IJEPA_DATA, else the " +
+        "installed Fashion-MNIST, else the shipped subset)",
+    },
+    shots: { type: "string", default: "1,5,10,50", help: "n-shot settings, labelled images per class" },
+    seeds: { type: "int", default: 3, help: "label draws per low-shot setting (spread = std over them)" },
+    seed: { type: "int", default: 0, help: "base seed: draw s uses seed + s; also the random-init seed" },
+    readout: {
+      type: "string",
+      default: "avgpool",
+      help: "avgpool (the paper's), last4, pool2x2, or a comma list; each also read from the random init",
+    },
+    backend: {
+      type: "string",
+      choices: BACKEND_NAMES,
+      help: "tfjs backend (default IJEPA_BACKEND, else auto)",
+    },
+    "batch-size": { type: "int", default: 256, help: "images per forward pass when extracting features" },
+    k: { type: "int", default: 20, help: "kNN neighbours (0 turns kNN off)" },
+    pool: {
+      type: "int",
+      help: "use a class-balanced subset of N pool images (quick looks; not the protocol)",
+    },
+    "test-size": { type: "int", help: "use a class-balanced subset of N test images (quick looks)" },
+    json: { type: "bool", help: "print one JSON object instead of the table" },
+    png: { type: "string", help: "write a bar chart of the probe accuracies to this PNG file" },
+  },
+};
+
+/** Orientation figures from the field notes (official PyTorch code, Fashion-MNIST, quick shape). */
+const FIELD_NOTES_REFERENCE = "official code after 8 CPU minutes (field notes): 1% labels: I-JEPA 56-63, " +
+  "random init 53.3, raw pixels 77.9; all labels: 66-71 / 68.0 / 84.6";
+
+/** Parse `--shots` ("1,5,10,50"; "" for none) into positive integers. */
+export function parseShots(text: string): number[] {
+  if (text.trim() === "") return [];
+  const out = text.split(",").map((s) => Number(s.trim()));
+  if (out.some((s) => !Number.isInteger(s) || s < 1)) {
+    throw new UsageError(`probe: --shots expects positive integers separated by commas, got "${text}"`);
+  }
+  return [...new Set(out)].sort((a, b) => a - b);
+}
+
+/** Parse `--readout` ("avgpool" or a comma list). */
+export function parseReadouts(text: string): Readout[] {
+  try {
+    return [...new Set(text.split(",").map((s) => parseReadout(s.trim())))];
+  } catch (e) {
+    throw new UsageError(`probe: --readout: ${(e as Error).message}`);
+  }
+}
+
+const SHAPE_KEYS = ["imageSize", "patchSize", "channels", "width", "depth", "heads", "mlpHidden"] as const;
+
+/**
+ * Check that weights have the encoder shape of the preset the user named; the error lists every
+ * field that differs.
+ */
+export function checkPresetMatches(
+  preset: string,
+  cfg: ModelConfig,
+  file: string,
+  savedPreset?: unknown,
+): void {
+  const want = modelConfig(preset);
+  const diff = SHAPE_KEYS.filter((k) => want[k] !== cfg[k]);
+  if (diff.length > 0) {
+    throw new UsageError(
+      `probe: --preset ${preset} does not match the weights in ${file}` +
+        (typeof savedPreset === "string" ? ` (saved from preset ${savedPreset})` : "") + ": " +
+        diff.map((k) => `${k} ${cfg[k]} in the file, ${want[k]} in ${preset}`).join("; ") +
+        "; drop --preset to use the file's own shape",
+    );
+  }
+}
+
+function validStats(v: unknown, channels: number): v is number[] {
+  return Array.isArray(v) && v.length === channels &&
+    v.every((x) => typeof x === "number" && Number.isFinite(x));
+}
+
+/** A class-balanced subset of about `n` images, always the same (its own fixed seed). */
+function shrink(ds: ImageDataset, n: number, flag: string, seed: number): ImageDataset {
+  const K = ds.classNames.length;
+  const per = Math.floor(n / K);
+  if (!(Number.isInteger(n) && per >= 1)) {
+    throw new UsageError(`probe: --${flag} must be at least ${K} (one image per class), got ${n}`);
+  }
+  if (n >= ds.n) return ds;
+  try {
+    return subset(ds, sampleLabelSubset(ds.labels, per, new Rng(seed), K));
+  } catch (e) {
+    throw new UsageError(`probe: --${flag} ${n}: ${(e as Error).message}`);
+  }
+}
+
+function protocolNote(data: DatasetSplits, pool: number, test: number, shrunk: boolean): string {
+  const fm = data.source.startsWith("Fashion-MNIST");
+  if (shrunk) {
+    return `protocol: a ${pool}-image pool and ${test} test images (--pool/--test-size): a quick look, not the reference protocol`;
+  }
+  if (fm && data.full) {
+    return "protocol: the reference one: the 60000 training images are the label pool, 1% = 60 per class, " +
+      "evaluated on the 10000 test images";
+  }
+  if (fm) {
+    return `protocol: the reference one scaled down to the shipped subset (1% = 10 per class, the same draws as ` +
+      `10-shot); install Debian's dataset-fashion-mnist or set IJEPA_DATA for the reference numbers`;
+  }
+  return `protocol: the training split (${pool}) is the label pool, evaluated on the test split (${test})`;
+}
+
+interface LoadedWeights {
+  path: string;
+  encoder: VisionTransformer;
+  cfg: ResolvedConfig;
+  meta: Record<string, unknown>;
+  dispose: () => void;
+}
+
+async function loadWeights(path: string): Promise<LoadedWeights> {
+  try {
+    await Deno.stat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new UsageError(`probe: weights file ${path} not found`);
+    throw e;
+  }
+  const { loadModel } = await import("../weights.ts");
+  const { model, meta } = await loadModel(path);
+  return { path, encoder: model.targetEncoder, cfg: model.cfg, meta, dispose: () => model.dispose() };
+}
+
+/** What `deno task pretrain` hands to {@link runAfterPretrain}. */
+export interface AfterPretrain {
+  /** The final weights file just written. */
+  weights: string;
+  /** The trained model (its target encoder is read; not disposed here). */
+  model: IJEPA;
+  /** The data it trained on: the pool and the test set. */
+  data: DatasetSplits;
+  /** Print nothing (the caller puts the returned table in its JSON line). */
+  json: boolean;
+  /** Input normalisation used in training (default: channel statistics of the pool). */
+  stats?: { mean: number[]; std: number[] };
+}
+
+/**
+ * The low-shot probe `deno task pretrain` runs at the end: the trained target encoder beside a
+ * random init of the same shape and raw pixels, 1/5/10/50-shot and 1%, 3 draws (no all-labels
+ * column, so only the labelled images and the test set are encoded). Prints the table unless
+ * `json`; returns it.
+ */
+export function runAfterPretrain(o: AfterPretrain): Promise<ProbeTable>;
+/** pretrain.ts types its optional hook loosely; the input is checked at run time. */
+export function runAfterPretrain(o: unknown): Promise<ProbeTable>;
+export async function runAfterPretrain(input: unknown): Promise<ProbeTable> {
+  const o = input as AfterPretrain;
+  if (!o || typeof o.weights !== "string" || !o.model?.targetEncoder || !o.data?.train || !o.data?.test) {
+    throw new Error(
+      "runAfterPretrain: expected { weights: string, model: IJEPA, data: DatasetSplits, json: boolean }",
+    );
+  }
+  const random = new VisionTransformer(o.model.cfg, new Rng(0));
+  try {
+    const counts = new Array<number>(o.data.train.classNames.length).fill(0);
+    for (const c of o.data.train.labels) counts[c]++;
+    const smallest = Math.min(...counts);
+    const table = await runProbeSuite({
+      encoders: [{ name: "I-JEPA", encoder: o.model.targetEncoder }, {
+        name: "random init",
+        encoder: random,
+      }],
+      pixels: true,
+      train: o.data.train,
+      test: o.data.test,
+      shots: [1, 5, 10, 50].filter((s) => s <= smallest),
+      full: false,
+      seeds: 3,
+      mean: o.stats?.mean,
+      std: o.stats?.std,
+      log: o.json ? undefined : (s) => console.error(s),
+    });
+    if (!o.json) {
+      console.log(formatProbeTable(table));
+      console.log(
+        `all labels, other readouts, a chart: deno task probe --weights ${o.weights} --png probe.png`,
+      );
+    }
+    return table;
+  } finally {
+    random.dispose();
+  }
+}
+
+/** The task's entry point (exported for tests; `deno task probe` runs it through `runMain`). */
+export async function main(args: string[]): Promise<void> {
+  const f = parseFlags(args, SPEC);
+  const shots = parseShots(f.shots as string);
+  const readouts = parseReadouts(f.readout as string);
+  const seeds = f.seeds as number, seed = f.seed as number, k = f.k as number;
+  const batchSize = f["batch-size"] as number;
+  if (seeds < 1) throw new UsageError(`probe: --seeds must be >= 1, got ${seeds}`);
+  if (k < 0) throw new UsageError(`probe: --k must be >= 0, got ${k}`);
+  if (batchSize < 1) throw new UsageError(`probe: --batch-size must be >= 1, got ${batchSize}`);
+  if (f.weights !== undefined && f.run !== undefined) {
+    throw new UsageError("probe: give --weights FILE or --run DIR, not both");
+  }
+  const weightsPath = f.run !== undefined
+    ? join(f.run as string, "final.safetensors")
+    : f.weights as string | undefined;
+  if (f.run !== undefined) {
+    try {
+      await Deno.stat(weightsPath!);
+    } catch {
+      throw new UsageError(
+        `probe: --run ${f.run}: expected ${weightsPath} (pretrain writes it at the end of a run), not found`,
+      );
+    }
+  }
+  const log = (s: string) => console.error(s);
+  const backend = await setBackend(f.backend as string | undefined, { quiet: true });
+  log(backend.line);
+
+  const data = await loadDataset(f.data as string | undefined);
+  log(data.source);
+  let train = data.train, test = data.test;
+  if (f.pool !== undefined) train = shrink(train, f.pool as number, "pool", 1);
+  if (f["test-size"] !== undefined) test = shrink(test, f["test-size"] as number, "test-size", 2);
+  const shrunk = train !== data.train || test !== data.test;
+
+  let weights: LoadedWeights | undefined;
+  let random: VisionTransformer | undefined;
+  try {
+    if (weightsPath !== undefined) {
+      weights = await loadWeights(weightsPath);
+      if (f.preset !== undefined) {
+        checkPresetMatches(f.preset as string, weights.cfg, weightsPath, weights.meta.preset);
+      }
+    }
+    const cfg = weights?.cfg ?? modelConfig((f.preset as string | undefined) ?? "quick");
+    if (train.channels !== cfg.channels) {
+      throw new UsageError(
+        `probe: the model expects ${cfg.channels}-channel images, the dataset has ${train.channels} (${data.source})`,
+      );
+    }
+    const meta = weights?.meta ?? {};
+    const fromFile = validStats(meta.mean, cfg.channels) && validStats(meta.std, cfg.channels);
+    const stats = fromFile ? { mean: meta.mean as number[], std: meta.std as number[] } : channelStats(train);
+    random = new VisionTransformer(cfg, new Rng(seed));
+    const encoders = [
+      ...(weights ? [{ name: "I-JEPA", encoder: weights.encoder }] : []),
+      { name: "random init", encoder: random },
+    ];
+    const notes = [
+      protocolNote(data, train.n, test.n, shrunk),
+      weights
+        ? `weights: ${weights.path} (target encoder${
+          typeof weights.meta.preset === "string" ? `, preset ${weights.meta.preset}` : ""
+        })`
+        : `no --weights: baselines only (random init of preset ${
+          (f.preset as string | undefined) ?? "quick"
+        }, raw pixels)`,
+      `input normalisation: mean ${stats.mean.map((v) => v.toFixed(4)).join(",")} std ${
+        stats.std.map((v) => v.toFixed(4)).join(",")
+      } (${fromFile ? "from the weights file" : "channel statistics of the pool"})`,
+    ];
+    if (train.height !== cfg.imageSize || train.width !== cfg.imageSize) {
+      notes.push(
+        `images resized from ${train.height}x${train.width} to the model's ${cfg.imageSize}x${cfg.imageSize} ` +
+          `(raw pixels too, so every method sees the same input)`,
+      );
+    }
+    for (const n of notes) log(n);
+
+    const t0 = performance.now();
+    const table = await runProbeSuite({
+      encoders,
+      pixels: true,
+      train,
+      test,
+      shots,
+      seeds,
+      seed,
+      readouts,
+      mean: stats.mean,
+      std: stats.std,
+      batchSize,
+      k,
+      log,
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    const reference = data.source.startsWith("Fashion-MNIST") && data.full && !shrunk &&
+        cfg.imageSize === 28 && cfg.width === 192
+      ? FIELD_NOTES_REFERENCE
+      : undefined;
+    if (f.json) {
+      console.log(JSON.stringify({
+        task: "probe",
+        source: data.source,
+        fullDataset: data.full,
+        notes,
+        backend: backend.name,
+        weights: weights?.path ?? null,
+        preset: typeof weights?.meta.preset === "string" ? weights.meta.preset : (f.preset ?? "quick"),
+        readouts,
+        reference: reference ?? null,
+        totalSeconds: seconds,
+        ...table,
+      }));
+    } else {
+      console.log(formatProbeTable(table));
+      if (reference) console.log(`for orientation, ${reference}`);
+      const s = table.seconds;
+      console.log(
+        `time: ${seconds.toFixed(1)} s (features ${s.features.toFixed(1)} s, probe fits ${
+          s.probe.toFixed(1)
+        } s, ` +
+          `kNN ${s.knn.toFixed(1)} s) on ${backend.name}`,
+      );
+    }
+    if (f.png !== undefined) {
+      const { plotBars, savePng } = await import("../plot.ts");
+      const svg = plotBars(probeBars(table), {
+        title: "Linear probe on frozen features",
+        subtitle:
+          `${train.n}-image label pool, ${test.n} test images; error bars: ±1 std over ${seeds} draws`,
+        x: "labelled images",
+        y: "test accuracy (%)",
+        yDomain: [0, 100],
+      });
+      await savePng(svg, f.png as string);
+      if (!f.json) console.log(`wrote ${f.png}`);
+    }
+  } finally {
+    weights?.dispose();
+    random?.dispose();
+  }
+}
+
+if (import.meta.main) runMain(main);

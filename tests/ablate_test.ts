@@ -1,0 +1,78 @@
+// The study runner on the tiny preset: every arm runs, results are written, a rerun skips them.
+import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { formatSummary, runStudy, studyArms, summarise } from "../lib/ablate.ts";
+import { setBackend } from "../lib/backend.ts";
+import { loadFashionMnist, subset } from "../lib/data.ts";
+
+const full = await loadFashionMnist({ dir: new URL("../data/fashion-mnist/", import.meta.url).pathname });
+// a small, class-balanced slice keeps the probe fast: 40 per class to train, 20 per class to test
+function slice(ds: typeof full.train, per: number) {
+  const seen = new Array(10).fill(0), idx: number[] = [];
+  for (let i = 0; i < ds.n; i++) if (seen[ds.labels[i]]++ < per) idx.push(i);
+  return subset(ds, idx);
+}
+const data = { ...full, train: slice(full.train, 40), test: slice(full.test, 20) };
+
+Deno.test("ablate: the targets study runs both arms, writes results and resumes by skipping them", async () => {
+  await setBackend("wasm", { quiet: true });
+  const out = await Deno.makeTempDir();
+  try {
+    const lines: string[] = [];
+    const r = await runStudy({
+      study: "targets",
+      preset: "tiny",
+      steps: 4,
+      seeds: 1,
+      data,
+      outDir: out,
+      log: (l) => lines.push(l),
+    });
+    assertEquals(Object.keys(r.arms).sort(), ["pixels / seed 0", "representation (I-JEPA) / seed 0"]);
+    const saved = JSON.parse(await Deno.readTextFile(`${out}/results.json`));
+    assertEquals(Object.keys(saved.arms).length, 2);
+    assert(saved.baselines.rows.some((x: { method: string }) => x.method === "raw pixels"));
+    // both encoders are probed in the targets study
+    assertEquals(r.arms["pixels / seed 0"].table.rows.length, 2);
+    // the pixel arm's loss is a pixel regression, different from the representation arm's
+    assert(r.arms["pixels / seed 0"].firstLoss !== r.arms["representation (I-JEPA) / seed 0"].firstLoss);
+    const rows = summarise(r);
+    assert(rows.length >= 4);
+    assert(formatSummary(rows, r).includes("66.9"));
+    // a second run finds both arms done
+    const again: string[] = [];
+    const before = await Deno.stat(`${out}/results.json`);
+    await runStudy({
+      study: "targets",
+      preset: "tiny",
+      steps: 4,
+      seeds: 1,
+      data,
+      outDir: out,
+      log: (l) => again.push(l),
+    });
+    assertEquals(again.filter((l) => l.endsWith("done earlier, skipped")).length, 2);
+    assertEquals((await Deno.stat(`${out}/results.json`)).mtime?.getTime(), before.mtime?.getTime());
+    // a different study in the same folder is refused, not mixed in
+    await assertRejects(
+      () => runStudy({ study: "masking", preset: "tiny", steps: 4, seeds: 1, data, outDir: out }),
+      Error,
+      "holds a targets study of tiny for 4 steps",
+    );
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("ablate: the masking arms differ only in their masks", () => {
+  const arms = studyArms("masking", 7);
+  assertEquals(arms.map((a) => a.masks.strategy), [
+    "multiblock",
+    "multiblock",
+    "rasterized",
+    "block",
+    "random",
+  ]);
+  assertEquals(new Set(arms.map((a) => a.masks.minKeep)).size, 1);
+  for (const a of arms) assertEquals(a.model, {});
+  assertEquals(studyArms("masking", 4)[0].masks.minKeep, 4); // a 2x2 quadrant on a 4x4 grid
+});
