@@ -48,6 +48,13 @@ export interface ModelConfig {
   targetMode: TargetMode;
   /** Loss: smooth-L1 as the official code, or L2 (mean squared error) as the paper writes. */
   loss: LossKind;
+  /**
+   * Collapse insurance, off at 0: weight of a VICReg variance hinge on the context encoder's
+   * output tokens (each feature's std over the batch's tokens pushed up to 1), as C-JEPA adds.
+   */
+  varianceWeight: number;
+  /** Weight of VICReg's covariance term (off-diagonal covariance of those tokens), off at 0. */
+  covarianceWeight: number;
 }
 
 /** A resolved config plus derived numbers. */
@@ -62,10 +69,12 @@ export interface ResolvedConfig extends ModelConfig {
 
 type Preset = { [K in keyof ModelConfig]: readonly [ModelConfig[K], string] };
 
-const COMMON: Pick<Preset, "layerNormEps" | "targetMode" | "loss"> = {
+const COMMON: Pick<Preset, "layerNormEps" | "targetMode" | "loss" | "varianceWeight" | "covarianceWeight"> = {
   layerNormEps: [1e-6, "the official code's LayerNorm eps; the checkpoint fixture shows a wrong eps at 5e-5"],
   targetMode: ["representation", "I-JEPA predicts target-encoder features; 'pixel' is the Table 7 ablation"],
   loss: ["smooth_l1", "as the official code (the paper writes L2); steadier at small scale (field notes)"],
+  varianceWeight: [0, "off: the official I-JEPA has no collapse term"],
+  covarianceWeight: [0, "off: the official I-JEPA has no collapse term"],
 };
 
 function official(
@@ -159,7 +168,9 @@ export function modelConfig(
     cfg = { ...base };
   }
   checkKeys(overrides, "overrides");
-  cfg = { ...cfg, ...overrides };
+  // fields added after the first weights files: absent means off
+  const added: Partial<ModelConfig> = { varianceWeight: 0, covarianceWeight: 0 };
+  cfg = { ...added, ...cfg, ...overrides } as ModelConfig;
   for (const k of KEYS) {
     if (cfg[k] === undefined) throw new Error(`model config: missing field "${k}"`);
   }

@@ -30,7 +30,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { type ModelConfig, modelConfig, type ResolvedConfig } from "./config.ts";
-import { layerNorm, linear, patchify, smoothL1, takeRows } from "./ops.ts";
+import { layerNorm, linear, matMul, patchify, smoothL1, takeRows } from "./ops.ts";
 import { ParamStore } from "./params.ts";
 import { checkMasks, type CollatedMasks, Predictor } from "./predictor.ts";
 import { Rng } from "./rng.ts";
@@ -203,6 +203,14 @@ export class IJEPA {
   }
 
   private predictFromPatches(patches: tf.Tensor3D, masks: CollatedMasks): tf.Tensor3D {
+    return this.predictWithContext(patches, masks).pred;
+  }
+
+  /** Predictions and the context tokens they came from ([B, Lc, D], for the collapse terms). */
+  private predictWithContext(
+    patches: tf.Tensor3D,
+    masks: CollatedMasks,
+  ): { pred: tf.Tensor3D; ctx: tf.Tensor3D } {
     return tf.tidy(() => {
       const sel = { indices: masks.contextIdx, length: masks.contextLen, valid: masks.contextValid };
       const ctx = this.encoder.encodePatches(patches, sel).out; // [B, Lc, D]
@@ -214,7 +222,18 @@ export class IJEPA {
           this.pixelHead.get("pixel_head.bias") as tf.Tensor1D,
         ) as tf.Tensor3D;
       }
-      return pred;
+      return { pred, ctx };
+    });
+  }
+
+  /** The training objective: the prediction distance plus the optional collapse terms. */
+  private objective(patches: tf.Tensor3D, masks: CollatedMasks, target: tf.Tensor3D): tf.Scalar {
+    return tf.tidy(() => {
+      const { pred, ctx } = this.predictWithContext(patches, masks);
+      let loss = distance(pred, target, this.cfg.loss);
+      const { varianceWeight: vw, covarianceWeight: cw } = this.cfg;
+      if (vw > 0 || cw > 0) loss = loss.add(vicReg(ctx.reshape([-1, this.cfg.width]) as tf.Tensor2D, vw, cw));
+      return loss as tf.Scalar;
     });
   }
 
@@ -224,8 +243,7 @@ export class IJEPA {
     return tf.tidy(() => {
       const patches = patchify(images, this.cfg.patchSize);
       const target = this.targetsFromPatches(patches, masks);
-      const pred = this.predictFromPatches(patches, masks);
-      return distance(pred, target, this.cfg.loss);
+      return this.objective(patches, masks, target);
     });
   }
 
@@ -246,7 +264,7 @@ export class IJEPA {
     const target = tf.tidy(() => this.targetsFromPatches(patches, masks, measure));
     try {
       const { value, grads } = tf.variableGrads(
-        () => distance(this.predictFromPatches(patches, masks), target, this.cfg.loss),
+        () => this.objective(patches, masks, target),
         this.trainableVariables(),
       );
       return { loss: value, grads, targetStd };
@@ -289,6 +307,26 @@ export function distance(pred: tf.Tensor, target: tf.Tensor, kind: "smooth_l1" |
   return tf.tidy(() => {
     const d = pred.sub(target);
     return (kind === "l2" ? d.square() : smoothL1(d)).mean() as tf.Scalar;
+  });
+}
+
+/**
+ * VICReg's variance and covariance terms on tokens x [R, D] (Bardes et al. 2022; C-JEPA adds them to
+ * I-JEPA): `vw * mean_d relu(1 - sqrt(var_d + 1e-4)) + cw * sum_{i != j} cov_ij^2 / D`. Padded
+ * context slots, when the masks are padded, are included: a small bias we accept for simplicity.
+ */
+export function vicReg(x: tf.Tensor2D, vw: number, cw: number): tf.Scalar {
+  return tf.tidy(() => {
+    const [R, D] = x.shape;
+    const xc = x.sub(x.mean(0, true)); // [R, D]
+    const variance = xc.square().sum(0).div(Math.max(1, R - 1)); // [D]
+    let loss = tf.relu(tf.scalar(1).sub(variance.add(1e-4).sqrt())).mean().mul(vw);
+    if (cw > 0) {
+      const cov = matMul(xc as tf.Tensor2D, xc as tf.Tensor2D, true, false).div(Math.max(1, R - 1)); // [D, D]
+      const off = cov.square().sum().sub(variance.square().sum());
+      loss = loss.add(off.div(D).mul(cw));
+    }
+    return loss as tf.Scalar;
   });
 }
 

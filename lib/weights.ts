@@ -431,6 +431,8 @@ export function inferConfig(
     layerNormEps: 1e-6,
     targetMode: "representation",
     loss: "smooth_l1",
+    varianceWeight: 0,
+    covarianceWeight: 0,
   };
 }
 

@@ -219,3 +219,34 @@ Deno.test("model: no tensor leaks across 20 training steps on wasm", async () =>
   opt.dispose();
   model.dispose();
 });
+
+Deno.test("collapse terms: VICReg variance and covariance are zero when healthy, large when collapsed", async () => {
+  await setBackend("cpu", { quiet: true, blas: false });
+  const { vicReg } = await import("../lib/ijepa.ts");
+  const rng = new Rng(4);
+  const R = 4000, D = 8;
+  const healthy = tf.tensor2d(new Float32Array(R * D).map(() => rng.normal() * 1.5), [R, D]);
+  const collapsed = tf.tensor2d(new Float32Array(R * D).fill(0.3), [R, D]);
+  const v = (x: tf.Tensor2D, vw: number, cw: number) => vicReg(x, vw, cw).dataSync()[0];
+  assert(v(healthy, 1, 0) < 1e-6, "std above 1 costs nothing");
+  assertAlmostEquals(v(collapsed, 1, 0), 1 - Math.sqrt(1e-4), 1e-5);
+  assert(v(healthy, 0, 1) < 0.05, `independent features have little covariance: ${v(healthy, 0, 1)}`);
+  // two identical columns: covariance 2.25 between them, counted twice, over D
+  const dup = tf.tidy(() => {
+    const c = healthy.slice([0, 0], [R, 1]);
+    return tf.concat([c, c, healthy.slice([0, 2], [R, D - 2])], 1) as tf.Tensor2D;
+  });
+  assert(v(dup, 0, 1) > 2 * 2.0 / D, `duplicated features must cost: ${v(dup, 0, 1)}`);
+  tf.dispose([healthy, collapsed, dup]);
+});
+
+Deno.test("model: the loss with collapse terms has the right gradient", async () => {
+  await setBackend("cpu", { quiet: true, blas: false });
+  const model = new IJEPA("tiny", { seed: 3, overrides: { varianceWeight: 1, covarianceWeight: 0.04 } });
+  const x = images(2, 6);
+  const { analytic, numeric } = await directionalCheck(model, x, tinyMasks(2), 11);
+  const rel = Math.abs(analytic - numeric) / Math.max(Math.abs(analytic), 1e-6);
+  assert(rel < 2e-2, `analytic ${analytic} vs numeric ${numeric}`);
+  x.dispose();
+  model.dispose();
+});
