@@ -121,6 +121,20 @@ export {
 export { openSafetensors, writeSafetensors } from "./lib/safetensors.ts";
 export { openTorchCheckpoint } from "./lib/torch_checkpoint.ts";
 
+// Jupyter: live displays for training
+export {
+  inJupyter,
+  LiveDisplay,
+  liveDisplay,
+  type MediaBundle,
+  MONITOR_DEFAULTS,
+  type MonitorOptions,
+  type ProgressInfo,
+  progressLine,
+  TrainingMonitor,
+  trainingMonitor,
+} from "./lib/notebook.ts";
+
 // Plots
 export {
   plotBars,

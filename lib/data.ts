@@ -895,7 +895,7 @@ export function splitHoldout(
  * ```
  */
 export async function loadDataset(
-  spec: string | undefined,
+  spec?: string,
   opts: LoadDatasetOptions = {},
 ): Promise<DatasetSplits> {
   if (spec === undefined) {
