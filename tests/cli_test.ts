@@ -15,7 +15,7 @@ async function run(script: string, args: string[]) {
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-const TASKS = ["pretrain", "probe", "ablate", "masks", "inspect", "embed"];
+const TASKS = ["pretrain", "probe", "ablate", "recipe", "masks", "inspect", "embed"];
 
 for (const task of TASKS) {
   Deno.test(`cli ${task}: --help prints usage; an unknown flag is an error`, async () => {

@@ -1,0 +1,177 @@
+/**
+ * `deno task recipe`: the small-scale recipe comparison behind the quick preset's defaults. Each
+ * named configuration is pretrained for the same steps with each seed, then probed (10-shot,
+ * 50-shot, 1%, all labels, kNN) beside a random-init encoder of the same shape and raw pixels, on
+ * the same label draws. Prints the table the README shows.
+ *
+ * @module
+ */
+import { setBackend } from "../backend.ts";
+import type { ModelConfig } from "../config.ts";
+import { loadDataset } from "../data.ts";
+import { IJEPA } from "../ijepa.ts";
+import { type ProbeTable, runProbeSuite } from "../probe.ts";
+import { recipe } from "../recipes.ts";
+import { EMATrainer, type TrainerOptions } from "../trainer.ts";
+import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
+
+/** A configuration under comparison: overrides of the quick preset's model and recipe. */
+export interface RecipeConfig {
+  why: string;
+  model: Partial<ModelConfig>;
+  train: Partial<TrainerOptions>;
+}
+
+/** The configurations compared so far (the first is the official recipe at this scale). */
+export const CONFIGS: Record<string, RecipeConfig> = {
+  official: {
+    why: "the official recipe: no collapse term",
+    model: { varianceWeight: 0, covarianceWeight: 0 },
+    train: {},
+  },
+  vicreg: {
+    why: "VICReg variance (weight 1) and covariance (0.04) terms on the context tokens, as C-JEPA",
+    model: { varianceWeight: 1, covarianceWeight: 0.04 },
+    train: {},
+  },
+  variance: {
+    why: "the variance term alone (weight 1)",
+    model: { varianceWeight: 1, covarianceWeight: 0 },
+    train: {},
+  },
+};
+
+const SPEC: CliSpec = {
+  name: "recipe",
+  summary:
+    "Compare small-scale recipes for the quick preset: pretrain each configuration, probe it beside\n" +
+    "random init and raw pixels on the same label draws, print a table with spread and wall time.",
+  flags: {
+    configs: {
+      type: "string",
+      default: "official,vicreg",
+      help: `comma list of ${Object.keys(CONFIGS).join(", ")}`,
+    },
+    steps: { type: "int", default: 150, help: "training steps per run" },
+    seeds: { type: "int", default: 1, help: "training seeds per configuration" },
+    data: { type: "string", default: "fashion-mnist-subset", help: "data (default: the shipped subset)" },
+    backend: { type: "string", help: "auto | webgpu | wasm | cpu" },
+    json: { type: "bool", help: "one JSON line" },
+  },
+};
+
+interface Row {
+  name: string;
+  seconds: number[];
+  /** setting name -> accuracies (one per seed, each the mean over label draws). */
+  probe: Record<string, number[]>;
+  knn: Record<string, number[]>;
+  /** Spread over the label draws of the first seed, shown when there is one seed. */
+  drawStd: Record<string, number>;
+}
+
+function collect(rows: Map<string, Row>, name: string, t: ProbeTable, rowIndex: number, seconds?: number) {
+  const r = rows.get(name) ?? { name, seconds: [], probe: {}, knn: {}, drawStd: {} };
+  const tr = t.rows[rowIndex];
+  t.settings.forEach((s, i) => {
+    (r.probe[s.name] ??= []).push(100 * tr.probe[i].mean);
+    r.drawStd[s.name] ??= 100 * tr.probe[i].std;
+    if (tr.knn) (r.knn[s.name] ??= []).push(100 * tr.knn[i].mean);
+  });
+  if (seconds !== undefined) r.seconds.push(seconds);
+  rows.set(name, r);
+}
+
+/** Mean ± spread: over seeds when there are several, else over the label draws (`draw`). */
+const fmt = (a: number[], draw?: number) => {
+  const m = a.reduce((x, y) => x + y, 0) / a.length;
+  const s = a.length > 1 ? Math.sqrt(a.reduce((x, y) => x + (y - m) ** 2, 0) / (a.length - 1)) : draw;
+  return s ? `${m.toFixed(1)} ± ${s.toFixed(1)}` : m.toFixed(1);
+};
+
+async function main(args: string[]) {
+  const f = parseFlags(args, SPEC);
+  const names = (f.configs as string).split(",").map((s) => s.trim()).filter(Boolean);
+  for (const n of names) {
+    if (!CONFIGS[n]) {
+      throw new UsageError(
+        `recipe: unknown configuration "${n}"; expected ${Object.keys(CONFIGS).join(", ")}`,
+      );
+    }
+  }
+  const json = Boolean(f.json);
+  await setBackend(f.backend as string | undefined, { quiet: json });
+  const data = await loadDataset(f.data as string);
+  const log = json ? () => {} : (l: string) => console.error(l);
+  log(`data: ${data.source}`);
+  const steps = f.steps as number;
+  const base = recipe("quick");
+  const rows = new Map<string, Row>();
+  const probeOpts = {
+    shots: [10, 50],
+    onePercent: true,
+    full: true,
+    seeds: 3,
+    k: 20,
+    train: data.train,
+    test: data.test,
+  };
+  for (let seed = 0; seed < (f.seeds as number); seed++) {
+    for (const name of names) {
+      const c = CONFIGS[name];
+      const model = new IJEPA("quick", { seed, overrides: c.model });
+      const trainer = new EMATrainer(model, {
+        ...base,
+        ...c.train,
+        steps,
+        seed,
+        lr: { ...base.lr, warmup: Math.round(steps / 10) },
+      });
+      const fit = await trainer.fit(data.train);
+      const t = await runProbeSuite({
+        ...probeOpts,
+        encoders: [{ name, encoder: model.targetEncoder }],
+        pixels: false,
+        mean: trainer.stats?.mean,
+        std: trainer.stats?.std,
+      });
+      collect(rows, name, t, 0, fit.seconds);
+      log(
+        `${name} seed ${seed}: ${fit.seconds.toFixed(0)} s training; ` +
+          t.settings.map((s, i) => `${s.name} ${(100 * t.rows[0].probe[i].mean).toFixed(1)}`).join(", "),
+      );
+      trainer.dispose();
+      model.dispose();
+    }
+    const rand = new IJEPA("quick", { seed: 1000 + seed, parts: ["target_encoder"] });
+    const t = await runProbeSuite({
+      ...probeOpts,
+      encoders: [{ name: "random init", encoder: rand.targetEncoder }],
+      pixels: seed === 0,
+    });
+    collect(rows, "random init", t, 0);
+    if (seed === 0) collect(rows, "raw pixels", t, 1);
+    rand.dispose();
+  }
+  const cols = ["10-shot", "50-shot", "1%", "full"];
+  if (json) {
+    console.log(JSON.stringify({ steps, data: data.source, rows: [...rows.values()] }));
+    return;
+  }
+  const lines = [
+    `quick preset, ${steps} steps, batch ${base.batchSize}; ${data.source}; linear probe % (kNN 1% in the last column)`,
+    `| configuration | ${cols.join(" | ")} | kNN 1% | training time |`,
+    `| --- | ${cols.map(() => "---").join(" | ")} | --- | --- |`,
+  ];
+  for (const r of rows.values()) {
+    const time = r.seconds.length ? `${fmt(r.seconds.map((s) => s / 60))} min` : "";
+    lines.push(
+      `| ${r.name} | ${cols.map((c) => fmt(r.probe[c], r.drawStd[c])).join(" | ")} | ${
+        fmt(r.knn["1%"] ?? [NaN])
+      } | ${time} |`,
+    );
+  }
+  console.log(lines.join("\n"));
+}
+
+if (import.meta.main) runMain(main);
