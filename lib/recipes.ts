@@ -51,7 +51,9 @@ export const RECIPES: Record<string, Recipe> = {
       weightDecay: "official cosine 0.04 -> 0.4",
       ema: "official linear 0.996 -> 1.0",
     },
-    expected: "not yet measured: the recipe issue tunes this preset",
+    expected:
+      "150 steps on the shipped subset, 10-shot (1%) probe: 50.9 +- 0.8 over 2 seeds, random init 40.9, " +
+      "official recipe (no collapse term) 41.2, raw pixels 68.3 (deno task recipe; README 'Recipe')",
   },
 };
 
