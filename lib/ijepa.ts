@@ -30,6 +30,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { type ModelConfig, modelConfig, type ResolvedConfig } from "./config.ts";
+import { emaUpdate, fusedEnabled } from "./fused.ts";
 import { layerNorm, linear, matMul, patchify, smoothL1, takeRows } from "./ops.ts";
 import { ParamStore } from "./params.ts";
 import { checkMasks, type CollatedMasks, Predictor } from "./predictor.ts";
@@ -281,6 +282,11 @@ export class IJEPA {
   updateTarget(momentum: number): void {
     if (!(momentum >= 0 && momentum <= 1)) {
       throw new RangeError(`updateTarget: momentum must be in [0, 1], got ${momentum}`);
+    }
+    if (fusedEnabled()) {
+      // one pass per parameter on wasm (lib/fused.ts), the same formula
+      for (const [n, c] of this.encoder.params.vars) emaUpdate(this.targetEncoder.params.get(n), c, momentum);
+      return;
     }
     tf.tidy(() => {
       for (const [name, c] of this.encoder.params.vars) {

@@ -13,6 +13,9 @@
  * - {@link patchify}: a convolution's filter gradient is missing on wasm, so the patch embedding is a
  *   reshape + rank-4 transpose followed by a linear layer (the same function as the official stride-p
  *   convolution).
+ * - {@link linear}, {@link layerNorm}, {@link gelu}, {@link smoothL1}: where lib/fused.ts's
+ *   `fusedEnabled()` says so (wasm), each runs as one op with a hand-written gradient; elsewhere (cpu,
+ *   the reference; webgpu) as the tfjs ops below, differentiated by tfjs.
  *
  * @example
  * ```ts
@@ -28,6 +31,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { blasStatus } from "./blas.ts";
+import { fusedEnabled, fusedGelu, fusedLayerNorm, fusedLinear, fusedSmoothL1 } from "./fused.ts";
 
 /** True when plain tf.matMul with transpose flags is fast on the active backend. */
 function flagsAreFast(): boolean {
@@ -94,6 +98,7 @@ export function linear(x: tf.Tensor, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor
       `linear: input has ${din} features but the weight is [${w.shape}] (expected [${din}, out])`,
     );
   }
+  if (fusedEnabled()) return fusedLinear(x, w, b); // one recorded op, bias in one pass (lib/fused.ts)
   return tf.tidy(() => {
     const lead = x.shape.slice(0, -1);
     let y: tf.Tensor = matMul(x.reshape([-1, din]) as tf.Tensor2D, w); // [rows, out]
@@ -185,6 +190,7 @@ export function unpatchify(patches: tf.Tensor3D, p: number, gh: number, gw: numb
 
 /** LayerNorm over the last axis, with optional affine parameters. */
 export function layerNorm(x: tf.Tensor, eps: number, gamma?: tf.Tensor1D, beta?: tf.Tensor1D): tf.Tensor {
+  if (fusedEnabled()) return fusedLayerNorm(x, eps, gamma, beta);
   return tf.tidy(() => {
     const mean = x.mean(-1, true);
     const xc = x.sub(mean);
@@ -198,11 +204,13 @@ export function layerNorm(x: tf.Tensor, eps: number, gamma?: tf.Tensor1D, beta?:
 
 /** The exact (erf) GELU, as PyTorch's nn.GELU default in the official code. */
 export function gelu(x: tf.Tensor): tf.Tensor {
+  if (fusedEnabled()) return fusedGelu(x);
   return tf.tidy(() => x.mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)).mul(0.5));
 }
 
 /** Smooth-L1 (Huber with beta 1) elementwise, as PyTorch's smooth_l1_loss. */
 export function smoothL1(diff: tf.Tensor): tf.Tensor {
+  if (fusedEnabled()) return fusedSmoothL1(diff);
   return tf.tidy(() => {
     // 0.5 q^2 + (|d| - q) with q = min(|d|, 1): written without a comparison op, which has no
     // gradient in tfjs.

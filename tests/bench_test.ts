@@ -1,0 +1,50 @@
+// Smoke test of `deno task bench`: --quick --json runs every row and prints one valid JSON line.
+// No timed assertions (the machines that run tests are shared); only that each row produced a
+// positive figure and the options are checked.
+import { assert, assertEquals, assertThrows } from "./_assert.ts";
+import { type BenchResult, formatReport, parseBenchFlags } from "../lib/cli/bench.ts";
+
+Deno.test("bench: --quick --json prints one JSON line with every row", async () => {
+  const script = new URL("../lib/cli/bench.ts", import.meta.url).pathname;
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script, "--quick", "--json", "--backend", "wasm+blas,wasm"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const out = new TextDecoder().decode(r.stdout).trim();
+  assert(r.success, `bench failed: ${new TextDecoder().decode(r.stderr)}`);
+  const lines = out.split("\n");
+  assertEquals(lines.length, 1, `expected one line, got ${lines.length}`);
+  const res = JSON.parse(lines[0]) as BenchResult;
+  assert(res.options.quick && res.options.batch === 4, "quick mode options");
+  assert(res.masker!.perSecond > 0, "masker row");
+  assertEquals(res.backends.map((b) => b.label), ["wasm+blas", "wasm"]);
+  for (const b of res.backends) {
+    if (b.skipped) continue; // e.g. no BLAS library on this machine
+    for (const row of [b.encoder, b.tiny, b.reference, b.probe]) {
+      assert(row && row.perSecond > 0, `${b.label}: a row is missing`);
+    }
+    assertEquals(b.reference!.tokens.length, res.options.runs);
+    assert(b.peakRssBytes > 0 && (b.peakTfjsBytes ?? 0) > 0, `${b.label}: memory figures missing`);
+    assert((b.topKernels ?? []).length > 0, `${b.label}: no kernel profile`);
+  }
+  assert(res.backends.some((b) => !b.skipped), "every backend was skipped");
+  // the table renders the same result, with a previous run in brackets
+  const table = formatReport(res, res);
+  assert(
+    table.includes("train step img/s, reference") && table.includes("[brackets: the previous run"),
+    table,
+  );
+});
+
+Deno.test("bench: unknown backends and rows are errors that list the known ones", () => {
+  assertThrows(
+    () => parseBenchFlags(["--backend", "tpu"]),
+    Error,
+    'unknown backend "tpu"; expected wasm+blas',
+  );
+  assertThrows(() => parseBenchFlags(["--rows", "decoder"]), Error, 'unknown row "decoder"; expected masker');
+  const o = parseBenchFlags(["--quick", "--out", "x.json"]);
+  assertEquals(o.out, "", "--quick never overwrites the saved results");
+  assertEquals(parseBenchFlags([]).batch, 64);
+});
