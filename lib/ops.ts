@@ -79,7 +79,10 @@ export function matMul<T extends tf.Tensor2D | tf.Tensor3D>(
   if (a.rank !== b.rank || (a.rank !== 2 && a.rank !== 3)) {
     throw new Error(`matMul: expected two rank-2 or two rank-3 tensors, got [${a.shape}] and [${b.shape}]`);
   }
-  if (flagsAreFast()) return tf.matMul(a, b, transposeA, transposeB) as T;
+  // A batch of 1 on one side broadcasts; tfjs's own BatchMatMul gradient does not sum it back, so
+  // broadcasting always takes the custom gradient below.
+  const broadcast = a.rank === 3 && a.shape[0] !== b.shape[0];
+  if (flagsAreFast() && !broadcast) return tf.matMul(a, b, transposeA, transposeB) as T;
   return tf.tidy(() => {
     const aa = transposeA ? swapLast(a) : a;
     const bb = transposeB ? swapLast(b) : b;

@@ -267,7 +267,7 @@ for (const [ba, bb] of [[1, 2], [2, 1]] as const) {
 // Its gradient works only on wasm without BLAS (ops.ts's custom gradient sums over the broadcast
 // batch); elsewhere tfjs 4.22's BatchMatMul gradient keeps the batch of 2 and throws. No model code
 // broadcasts today. Flip to true once lib/ops.ts handles it (see the conformance report).
-const BROADCAST_GRAD_FIXED = false;
+const BROADCAST_GRAD_FIXED = true;
 Deno.test({
   name: "matMul 3-D broadcast gradient on every backend" +
     (BROADCAST_GRAD_FIXED ? "" : " (ignored: known gap in lib/ops.ts matMul, reported to the lead)"),
