@@ -89,6 +89,28 @@ export {
   trainLinearProbe,
 } from "./lib/probe.ts";
 
+// Looking inside: PCA, patch colours, nearest patches, what the predictor predicts
+export {
+  adaptImages,
+  cutPatch,
+  denormalizePixels,
+  highlightPatch,
+  imageAt,
+  meanFeature,
+  nearestPatches,
+  type Neighbours,
+  pastePatches,
+  type PatchBank,
+  patchBank,
+  patchColourImage,
+  patchColours,
+  pca,
+  pcaProject,
+  type PCAResult,
+  pixelPatchBank,
+  predictBlocks,
+} from "./lib/analysis.ts";
+
 // The paper's ablations
 export { formatSummary, runStudy, type Study, studyArms, summarise } from "./lib/ablate.ts";
 
