@@ -263,7 +263,8 @@ export function float32ToBfloat16(values: Float32Array): Uint16Array {
   return out;
 }
 
-function toFloat32(dtype: SafetensorsDtype, data: TensorData): Float32Array {
+/** Any tensor's elements as float32 (halves decoded, integers and float64 converted; int64 via Number). */
+export function toFloat32(dtype: SafetensorsDtype, data: TensorData): Float32Array {
   switch (dtype) {
     case "F32":
       return data as Float32Array;

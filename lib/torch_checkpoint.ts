@@ -37,7 +37,7 @@
  */
 
 import { crc32 } from "node:zlib";
-import { bfloat16ToFloat32, type ByteSource, fileSource, float16ToFloat32 } from "./safetensors.ts";
+import { type ByteSource, fileSource, type SafetensorsDtype, toFloat32 } from "./safetensors.ts";
 
 /** Tensor element types the reader knows (PyTorch's names). */
 export type TorchDtype =
@@ -68,6 +68,20 @@ export type TorchTensorData =
   | Uint8Array;
 
 type Ctor = new (buffer: ArrayBuffer, byteOffset: number, length: number) => TorchTensorData;
+
+/** The same element types in safetensors' spelling (for the shared float32 conversion). */
+const SAFETENSORS_DTYPE: Record<TorchDtype, SafetensorsDtype> = {
+  float32: "F32",
+  float16: "F16",
+  bfloat16: "BF16",
+  float64: "F64",
+  int64: "I64",
+  int32: "I32",
+  int16: "I16",
+  int8: "I8",
+  uint8: "U8",
+  bool: "BOOL",
+};
 
 const TORCH_DTYPES: Record<TorchDtype, { size: number; ctor: Ctor }> = {
   float32: { size: 4, ctor: Float32Array as unknown as Ctor },
@@ -221,23 +235,7 @@ export class LazyTensor {
 
   /** The elements as float32 (float16/bfloat16/float64/integers converted; int64 via Number). */
   async readFloat32(): Promise<Float32Array> {
-    const data = await this.read();
-    switch (this.dtype) {
-      case "float32":
-        return data as Float32Array;
-      case "float16":
-        return float16ToFloat32(data as Uint16Array);
-      case "bfloat16":
-        return bfloat16ToFloat32(data as Uint16Array);
-      case "int64": {
-        const src = data as BigInt64Array;
-        const out = new Float32Array(src.length);
-        for (let i = 0; i < src.length; i++) out[i] = Number(src[i]);
-        return out;
-      }
-      default:
-        return Float32Array.from(data as Float64Array);
-    }
+    return toFloat32(SAFETENSORS_DTYPE[this.dtype], await this.read());
   }
 
   /** Shown by `console.log` in Deno. */

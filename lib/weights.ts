@@ -443,6 +443,21 @@ function countBlocks(m: Map<string, readonly number[]>, prefix: string): number 
   return n;
 }
 
+/**
+ * The state dicts of an official checkpoint's parts (encoder, target_encoder, predictor, those
+ * present), with the `module.` prefix of distributed training stripped.
+ */
+export function officialStateDicts(root: Record<string, unknown>): Map<Part, Map<string, LazyTensor>> {
+  const dicts = new Map<Part, Map<string, LazyTensor>>();
+  for (const part of PARTS) {
+    if (!(part in root)) continue;
+    const stripped = new Map<string, LazyTensor>();
+    for (const [k, v] of stateDict(root, part)) stripped.set(k.startsWith("module.") ? k.slice(7) : k, v);
+    dicts.set(part, stripped);
+  }
+  return dicts;
+}
+
 /** Options for {@link loadOfficialCheckpoint}. */
 export interface OfficialLoadOptions {
   /** Parts to load (default all three; the target encoder alone is what probing needs). */
@@ -464,14 +479,7 @@ export async function loadOfficialCheckpoint(
   const root = ckpt.root as Record<string, unknown>;
   if (!root || typeof root !== "object") throw new Error(`${path}: the checkpoint is not a dict`);
   const parts = opts.parts ?? PARTS;
-  const dicts = new Map<Part, Map<string, LazyTensor>>();
-  for (const part of PARTS) {
-    if (!(part in root)) continue;
-    const sd = stateDict(root, part);
-    const stripped = new Map<string, LazyTensor>();
-    for (const [k, v] of sd) stripped.set(k.startsWith("module.") ? k.slice(7) : k, v);
-    dicts.set(part, stripped);
-  }
+  const dicts = officialStateDicts(root);
   for (const p of parts) {
     if (!dicts.has(p)) {
       throw new Error(`${path}: the checkpoint has no "${p}" (it has ${[...dicts.keys()].join(", ")})`);

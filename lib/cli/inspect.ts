@@ -7,8 +7,8 @@
  */
 import { modelConfig, type ResolvedConfig } from "../config.ts";
 import { openSafetensors } from "../safetensors.ts";
-import { type LazyTensor, openTorchCheckpoint, stateDict } from "../torch_checkpoint.ts";
-import { inferConfig, OFFICIAL_HEADS, PARTS, WEIGHTS_FORMAT } from "../weights.ts";
+import { type LazyTensor, openTorchCheckpoint } from "../torch_checkpoint.ts";
+import { inferConfig, OFFICIAL_HEADS, officialStateDicts, PARTS, WEIGHTS_FORMAT } from "../weights.ts";
 import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
 
 const SPEC: CliSpec = {
@@ -67,16 +67,11 @@ async function inspectTorch(path: string, heads?: number): Promise<Inspection> {
     training: {},
     notUnderstood: [],
   };
-  const dicts = new Map<string, Map<string, LazyTensor>>();
   for (const k of Object.keys(root)) {
     if (!ROOT_KEYS.has(k)) out.notUnderstood.push(k);
   }
-  for (const part of PARTS) {
-    if (!(part in root)) continue;
-    const sd = stateDict(root, part);
-    const m = new Map<string, LazyTensor>();
-    for (const [k, v] of sd) m.set(k.startsWith("module.") ? k.slice(7) : k, v);
-    dicts.set(part, m);
+  const dicts = officialStateDicts(root);
+  for (const [part, m] of dicts) {
     out.parts[part] = {
       tensors: m.size,
       parameters: [...m.values()].reduce((a, t) => a + t.numel, 0),
