@@ -218,9 +218,7 @@ export function resizeCrop(
     top + bh > height || left + bw > width
   ) {
     throw new RangeError(
-      `resizeCrop: expected an integer box inside the ${height}x${width} image, got ${
-        JSON.stringify(box)
-      }`,
+      `resizeCrop: expected an integer box inside the ${height}x${width} image, got ${JSON.stringify(box)}`,
     );
   }
   const size = outHeight * outWidth * channels;

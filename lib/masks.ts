@@ -213,11 +213,9 @@ export const MASK_PRESETS: Readonly<Record<"7x7" | "8x8" | "14x14" | "16x16", Ma
   "7x7": {
     options: { ...MASKER_DEFAULTS, minKeep: 10 },
     why: {
-      scales:
-        "the paper's: once blocks may reach the last row and column, the ratios carry over (context " +
+      scales: "the paper's: once blocks may reach the last row and column, the ratios carry over (context " +
         "49% of the grid here, 46% on 14x14); the official cap made the context 6x6 at most, 30%",
-      minKeep:
-        "10, about 20% of the grid: the official collated contexts average 27% of a 14x14 image " +
+      minKeep: "10, about 20% of the grid: the official collated contexts average 27% of a 14x14 image " +
         "(paper, Table 6: 0.25), so a smaller one is an outlier; it rejects under 1% of first draws " +
         "and never reaches the fallback " +
         "(the official loops forever with min_keep 10 here, because it also demands it of targets)",
@@ -225,8 +223,7 @@ export const MASK_PRESETS: Readonly<Record<"7x7" | "8x8" | "14x14" | "16x16", Ma
         "truncate, as the paper; pad keeps the third of context patches truncation drops, at ~2x the " +
         "context length",
     },
-    measured:
-      "context 23.9 +- 5.2 patches (49%), targets 8.7 +- 1.6, Lc truncate 16.2, pad 33.0, " +
+    measured: "context 23.9 +- 5.2 patches (49%), targets 8.7 +- 1.6, Lc truncate 16.2, pad 33.0, " +
       "fallback 0%; the official collator (min_keep 4) gives context 14.5 (30%), Lc 7.4",
   },
   "8x8": {
@@ -238,8 +235,7 @@ export const MASK_PRESETS: Readonly<Record<"7x7" | "8x8" | "14x14" | "16x16", Ma
         "0.3% of first draws, no fallback",
       collate: "truncate, as the paper",
     },
-    measured:
-      "context 30.5 +- 6.8 patches (48%), targets 11.2 +- 1.4, Lc truncate 20.6, pad 42.1, " +
+    measured: "context 30.5 +- 6.8 patches (48%), targets 11.2 +- 1.4, Lc truncate 20.6, pad 42.1, " +
       "fallback 0%; the official collator (min_keep 4) gives context 21.6 (34%), Lc 12.3",
   },
   "14x14": {
@@ -416,9 +412,7 @@ function resolveOptions(opts: MaskerOptions): ResolvedMaskerOptions {
   const strategy = opts.strategy ?? MASKER_DEFAULTS.strategy;
   if (!Object.hasOwn(STRATEGY_DEFAULTS, strategy)) {
     throw new RangeError(
-      `masks: strategy must be one of ${
-        Object.keys(STRATEGY_DEFAULTS).join(", ")
-      }, got "${strategy}"`,
+      `masks: strategy must be one of ${Object.keys(STRATEGY_DEFAULTS).join(", ")}, got "${strategy}"`,
     );
   }
   // Explicit options win over the strategy's defaults, which win over the paper's.

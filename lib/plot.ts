@@ -334,9 +334,7 @@ function textLines(
 ): { svg: string; height: number } {
   const lh = size * 1.3;
   const svg = lines.map((line, i) =>
-    `<text x="${r2(x)}" y="${r2(y + size + i * lh)}" font-size="${size}" ${extra}>${
-      esc(line)
-    }</text>`
+    `<text x="${r2(x)}" y="${r2(y + size + i * lh)}" font-size="${size}" ${extra}>${esc(line)}</text>`
   ).join("");
   return { svg, height: lines.length * lh };
 }
@@ -385,12 +383,9 @@ function swatchesAsSvg(div: AnyNode, x0: number, y0: number, maxWidth: number) {
     const attrs = attrsOf(swatch, ["width", "height", "style", "class"]);
     // A swatch keeps Plot's own drawing (a square, a line, or a symbol), sized S x S.
     const inner = String(swatch.innerHTML).replace(/"100%"/g, `"${S}"`);
-    svg +=
-      `<svg x="${r2(x)}" y="${r2(y)}" width="${S}" height="${S}" overflow="visible" ${attrs}>` +
+    svg += `<svg x="${r2(x)}" y="${r2(y)}" width="${S}" height="${S}" overflow="visible" ${attrs}>` +
       `${inner}</svg>`;
-    svg += `<text x="${r2(x + S + 5)}" y="${r2(y + S - 2.5)}" font-size="${fs}">${
-      esc(label)
-    }</text>`;
+    svg += `<text x="${r2(x + S + 5)}" y="${r2(y + S - 2.5)}" font-size="${fs}">${esc(label)}</text>`;
     x += w + 14;
   }
   return { svg, height: y - y0 + row };
@@ -419,9 +414,7 @@ export function render(options: Plot.PlotOptions): string {
   const root: AnyNode = Plot.plot({ ...options, document } as Plot.PlotOptions);
   const pad = DEFAULTS.pad;
   const parts: AnyNode[] = root.localName === "svg" ? [root] : Array.from(root.children);
-  const mainSvg = parts.find((p) =>
-    p.localName === "svg" && !/-ramp\b/.test(p.getAttribute("class") ?? "")
-  );
+  const mainSvg = parts.find((p) => p.localName === "svg" && !/-ramp\b/.test(p.getAttribute("class") ?? ""));
   const plotWidth = Number(mainSvg?.getAttribute("width") ?? options.width ?? 640);
   // Legends may be wider than the plot (a ramp legend is 240 px by default), and a narrow plot
   // (one small mask panel) gets room for its title and legend on one line, up to minTextWidth.
@@ -466,8 +459,7 @@ export function render(options: Plot.PlotOptions): string {
   }
   const width = Math.ceil(contentWidth + 2 * pad);
   const height = Math.ceil(y + pad - 4);
-  const svg =
-    `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" ` +
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" ` +
     `width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
     `font-family="${DEFAULTS.fontFamily}, sans-serif" font-size="10">` +
     `<rect width="${width}" height="${height}" fill="white"/>${body}</svg>`;
@@ -492,11 +484,8 @@ export interface PngOptions {
 type ResvgModule = typeof import("@resvg/resvg-js");
 function pngAllowed(): boolean {
   try {
-    const granted = (d: Deno.PermissionDescriptor) =>
-      Deno.permissions.querySync(d).state === "granted";
-    const font = DEFAULTS.fontUrl.protocol === "file:"
-      ? fileURLToPath(DEFAULTS.fontUrl)
-      : undefined;
+    const granted = (d: Deno.PermissionDescriptor) => Deno.permissions.querySync(d).state === "granted";
+    const font = DEFAULTS.fontUrl.protocol === "file:" ? fileURLToPath(DEFAULTS.fontUrl) : undefined;
     return granted({ name: "ffi" }) && granted({ name: "sys" }) &&
       granted({ name: "read", path: font });
   } catch {
@@ -684,9 +673,7 @@ function checkIndices(idx: Int32Array, n: number, what: string, ex: MaskExample)
   for (const i of idx) {
     if (!Number.isInteger(i) || i < 0 || i >= n) {
       throw new RangeError(
-        `plotMasks: ${what} index ${i} is outside the ${ex.rows}x${ex.cols} patch grid (0..${
-          n - 1
-        })`,
+        `plotMasks: ${what} index ${i} is outside the ${ex.rows}x${ex.cols} patch grid (0..${n - 1})`,
       );
     }
   }
@@ -794,8 +781,7 @@ export function plotMasks(
 
   const m = { top: 22, right: 8, bottom: 36, left: 48 };
   const tickStep = Math.max(1, Math.ceil(Math.max(rows, cols) / 5));
-  const ticks = (n: number) =>
-    Array.from({ length: Math.ceil(n / tickStep) }, (_, i) => i * tickStep + 0.5);
+  const ticks = (n: number) => Array.from({ length: Math.ceil(n / tickStep) }, (_, i) => i * tickStep + 0.5);
 
   return render({
     title: opts.title ?? "I-JEPA masks: context and target blocks",
@@ -1050,9 +1036,7 @@ export function plotBars(
   const refs = Object.entries(opts.reference ?? {}).map(([group, value]) => {
     if (!groups.includes(group)) {
       throw new RangeError(
-        `plotBars: reference for unknown group "${group}", expected one of ${
-          JSON.stringify(groups)
-        }`,
+        `plotBars: reference for unknown group "${group}", expected one of ${JSON.stringify(groups)}`,
       );
     }
     return { group, value, text: `${refLabel} ${fmt(value)}` };

@@ -339,8 +339,7 @@ for (const be of BACKENDS) {
 }
 
 Deno.test({
-  name:
-    "blas: general batch broadcast ([2, 1] with [3]) is right, where tfjs's stock kernels are wrong",
+  name: "blas: general batch broadcast ([2, 1] with [3]) is right, where tfjs's stock kernels are wrong",
   ignore: NO_BLAS,
   async fn() {
     const c: Case = { a: [2, 1, 4, 3], b: [3, 3, 5], ta: false, tb: false };

@@ -174,9 +174,7 @@ Deno.test("shipped subset: 10000 / 2000, balanced, MIT notice, stats near Fashio
     if (e.name.endsWith(".gz")) bytes += (await Deno.stat(join(dir, e.name))).size;
   }
   console.log(
-    `  shipped subset: ${(bytes / 1e6).toFixed(2)} MB of .gz on disk, loaded in ${
-      ms.toFixed(0)
-    } ms`,
+    `  shipped subset: ${(bytes / 1e6).toFixed(2)} MB of .gz on disk, loaded in ${ms.toFixed(0)} ms`,
   );
   assert.ok(bytes < 6e6, `subset should stay small, is ${bytes} bytes`);
 });
@@ -652,9 +650,7 @@ Deno.test("Fashion-MNIST batches: augmented, normalised with the train stats, st
   const ms = (performance.now() - t0) / 20;
   const m = s / k, sd = Math.sqrt(s2 / k - m * m);
   console.log(
-    `  augmented batch of 64 (28x28): ${ms.toFixed(1)} ms; mean ${m.toFixed(3)} std ${
-      sd.toFixed(3)
-    }`,
+    `  augmented batch of 64 (28x28): ${ms.toFixed(1)} ms; mean ${m.toFixed(3)} std ${sd.toFixed(3)}`,
   );
   // Crops zoom into the garment, so the mean rises a little above 0; it stays near 0 / 1.
   assert.ok(Math.abs(m) < 0.25 && Math.abs(sd - 1) < 0.15, `mean ${m}, std ${sd}`);

@@ -145,8 +145,7 @@ const figures: Record<string, () => string> = {
       ],
       { title: "Probe accuracy", y: "accuracy (%)", x: "labels", reference: { "1%": 60 } },
     ),
-  confusion: () =>
-    plotConfusion([[8, 1, 1], [2, 7, 1], [0, 3, 7]], ["T-shirt/top", "Trouser", "Bag"]),
+  confusion: () => plotConfusion([[8, 1, 1], [2, 7, 1], [0, 3, 7]], ["T-shirt/top", "Trouser", "Bag"]),
   scatter: () => {
     const rng = new Rng(3);
     return plotScatter(

@@ -33,8 +33,7 @@ import { Rng } from "../rng.ts";
 
 const SPEC: CliSpec = {
   name: "masks",
-  summary:
-    "Sample I-JEPA masks and print statistics comparable with the official collator: context size\n" +
+  summary: "Sample I-JEPA masks and print statistics comparable with the official collator: context size\n" +
     "per example (after removing targets, before collation), target block size, collated lengths\n" +
     "(truncate = batch's shortest context, pad = longest), fallback rate, and masks per second.\n" +
     "Starts from the grid's preset (7x7, 8x8, 14x14, 16x16; paper defaults on larger grids).",
@@ -290,8 +289,7 @@ export async function main(args: string[]): Promise<void> {
   let first: MaskSample[] = [];
   const stats = maskStatistics(masker, { batch, batches, seed }, (ex) => (first = ex));
   const o = masker.options;
-  const title =
-    `masks: ${o.strategy} on a ${o.rows}x${o.cols} grid, ${batches} batches of ${batch}, ` +
+  const title = `masks: ${o.strategy} on a ${o.rows}x${o.cols} grid, ${batches} batches of ${batch}, ` +
     `seed ${seed}`;
   if (f.json) {
     console.log(JSON.stringify({ options: o, batch, seed, ...stats }));
