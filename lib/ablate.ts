@@ -177,11 +177,8 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
         log(`${key}: resuming at step ${trainer.step}`);
       } catch {
         const model = new IJEPA(o.preset, { seed, overrides: arm.model });
-        const lr = { ...base.lr, warmup: Math.min(base.lr.warmup, Math.floor(steps / 2)) };
         trainer = new EMATrainer(model, {
-          ...base,
-          lr,
-          steps,
+          ...recipe(o.preset, steps),
           seed,
           outDir: runDir,
           checkpointEvery: 50,

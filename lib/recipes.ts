@@ -57,8 +57,15 @@ export const RECIPES: Record<string, Recipe> = {
   },
 };
 
-/** The trainer options of a preset's recipe (defaults where it has none). */
-export function recipe(preset: string): TrainerOptions {
+/**
+ * The trainer options of a preset's recipe (defaults where it has none). With `steps`, the run is
+ * laid out over that many steps and the warm-up keeps its share of the run (the quick recipe's 10%),
+ * so a longer run does not end its warm-up early; at most half the run warms up.
+ */
+export function recipe(preset: string, steps?: number): TrainerOptions {
   const r = RECIPES[preset];
-  return { ...TRAINER_DEFAULTS, ...(r?.options ?? {}) };
+  const o = { ...TRAINER_DEFAULTS, ...(r?.options ?? {}) };
+  if (steps === undefined || steps === o.steps) return o;
+  const warmup = Math.min(Math.round((o.lr.warmup * steps) / o.steps), Math.floor(steps / 2));
+  return { ...o, steps, lr: { ...o.lr, warmup } };
 }

@@ -40,7 +40,7 @@ import { type ModelConfig, modelConfig, plainConfig, type ResolvedConfig } from 
 import { IJEPA } from "./ijepa.ts";
 import type { ParamStore } from "./params.ts";
 import { sincosPosEmbed } from "./posembed.ts";
-import { openSafetensors, type Tensor, writeSafetensors } from "./safetensors.ts";
+import { float32ToFloat16, openSafetensors, type Tensor, writeSafetensors } from "./safetensors.ts";
 import { type LazyTensor, openTorchCheckpoint, stateDict } from "./torch_checkpoint.ts";
 
 /** The `format` metadata value of our files. */
@@ -196,10 +196,20 @@ export async function saveModel(
   model: IJEPA,
   path: string,
   meta: WeightsMeta = {},
-  opts: { parts?: readonly Part[]; extra?: Record<string, Tensor> } = {},
+  opts: { parts?: readonly Part[]; extra?: Record<string, Tensor>; dtype?: "F32" | "F16" } = {},
 ): Promise<void> {
-  const tensors = { ...officialTensors(model, opts.parts), ...(opts.extra ?? {}) };
-  await writeSafetensors(path, tensors, weightsMetadata(model, meta));
+  const weights = officialTensors(model, opts.parts);
+  if (opts.dtype === "F16") {
+    // Half the bytes (the shipped weights fit in ~12 MB); every loader converts back to float32.
+    // The fixed position embeddings stay F32: loaders check them against sin-cos at 1e-5.
+    for (const [k, t] of Object.entries(weights)) {
+      if (k.endsWith("pos_embed")) continue;
+      weights[k] = { dtype: "F16", shape: t.shape, data: float32ToFloat16(t.data as Float32Array) };
+    }
+  } else if (opts.dtype !== undefined && opts.dtype !== "F32") {
+    throw new Error(`saveModel: dtype must be "F32" or "F16", got ${JSON.stringify(opts.dtype)}`);
+  }
+  await writeSafetensors(path, { ...weights, ...(opts.extra ?? {}) }, weightsMetadata(model, meta));
 }
 
 function parseMeta(md: Record<string, string>): WeightsMeta {

@@ -146,6 +146,46 @@ Deno.test("weights: our safetensors export round-trips bit-exactly and names off
   }
 });
 
+Deno.test("weights: an F16 file is half the size and loads within half-precision rounding", async () => {
+  await setBackend("cpu", { quiet: true, blas: false });
+  const { model } = await loadOfficialCheckpoint(CKPT, { heads: 2 });
+  const dir = await Deno.makeTempDir();
+  try {
+    await saveModel(model, `${dir}/w32.safetensors`, { preset: "fixture" });
+    await saveModel(model, `${dir}/w16.safetensors`, { preset: "fixture" }, { dtype: "F16" });
+    const b32 = (await Deno.stat(`${dir}/w32.safetensors`)).size;
+    const b16 = (await Deno.stat(`${dir}/w16.safetensors`)).size;
+    assert(b16 < 0.6 * b32, `F16 file ${b16} bytes vs F32 ${b32}`);
+    const { openSafetensors } = await import("../lib/safetensors.ts");
+    {
+      using st = await openSafetensors(`${dir}/w16.safetensors`);
+      assertEquals(st.info("encoder.blocks.0.attn.qkv.weight").dtype, "F16");
+      assertEquals(st.info("encoder.pos_embed").dtype, "F32");
+    }
+    const { model: again } = await loadModel(`${dir}/w16.safetensors`);
+    let changed = 0;
+    for (const [n, v] of model.targetEncoder.params.vars) {
+      const a = v.dataSync(), b = again.targetEncoder.params.get(n).dataSync();
+      let worst = 0;
+      for (let i = 0; i < a.length; i++) {
+        worst = Math.max(worst, Math.abs(a[i] - b[i]) / (Math.abs(a[i]) + 1e-4));
+      }
+      assert(worst < 1e-3, `${n}: relative error ${worst} after F16`);
+      if (maxDiff(a, b) > 0) changed++;
+    }
+    assert(changed > 0, "F16 rounding changed no weight: the file was not half precision");
+    again.dispose();
+    await assertRejects(
+      () => saveModel(model, `${dir}/x.safetensors`, {}, { dtype: "BF16" as "F16" }),
+      Error,
+      'dtype must be "F32" or "F16", got "BF16"',
+    );
+  } finally {
+    model.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("weights: wrong files fail with the key and the shapes", async () => {
   await setBackend("cpu", { quiet: true, blas: false });
   const dir = await Deno.makeTempDir();

@@ -65,7 +65,11 @@ export function helpText(spec: CliSpec): string {
     const f = spec.flags[n];
     const arg = f.type === "bool" ? "" : ` ${f.choices ? f.choices.join("|") : f.type.toUpperCase()}`;
     const def = f.default !== undefined && f.type !== "bool" ? ` (default ${f.default})` : "";
-    lines.push(`  --${n}${arg}`.padEnd(34) + f.help + def);
+    const head = `  --${n}${arg}`;
+    // a long choice list gets the help on its own line instead of running into it
+    lines.push(
+      head.length < 34 ? head.padEnd(34) + f.help + def : `${head}\n${" ".repeat(34)}${f.help}${def}`,
+    );
   }
   lines.push("  --help".padEnd(34) + "print this text");
   return lines.join("\n");

@@ -102,15 +102,15 @@ async function main(args: string[]) {
     if (!json) console.error(`resuming ${path} at step ${trainer.step}/${trainer.options.steps}`);
   } else {
     const preset = f.preset as string;
-    const r = recipe(preset);
-    const batchSize = (f.batch as number | undefined) ?? r.batchSize;
-    let steps = (f.steps as number | undefined) ?? r.steps;
+    const batchSize = (f.batch as number | undefined) ?? recipe(preset).batchSize;
+    let steps = f.steps as number | undefined;
     if (f.epochs !== undefined) {
       steps = Math.max(1, Math.round(((f.epochs as number) * data.train.n) / batchSize));
     }
+    const r = recipe(preset, steps);
+    steps = r.steps;
     const lr = { ...r.lr };
     if (f.lr !== undefined) lr.ref = f.lr as number;
-    lr.warmup = Math.min(lr.warmup, Math.floor(steps / 2));
     outDir ??= `runs/${preset}-${stamp()}`;
     try {
       Deno.statSync(`${outDir}/${CHECKPOINT_FILE}`);
@@ -166,6 +166,9 @@ async function main(args: string[]) {
     kind: "weights",
     preset: (f.resume ? undefined : f.preset) as string | undefined,
     step: trainer.step,
+    batch_size: trainer.options.batchSize,
+    seed: trainer.options.seed,
+    data: data.source,
     mean: trainer.stats?.mean,
     std: trainer.stats?.std,
   }, { parts: ["encoder", "target_encoder", "predictor"] });
@@ -188,17 +191,8 @@ async function main(args: string[]) {
     );
   }
   if (f.probe) {
-    let probe: { runAfterPretrain?: (o: unknown) => Promise<unknown> } | undefined;
-    try {
-      probe = await import("./probe.ts");
-    } catch {
-      probe = undefined;
-    }
-    if (probe?.runAfterPretrain) {
-      summary.probe = await probe.runAfterPretrain({ weights, model, data, json, stats: trainer.stats });
-    } else if (!json) {
-      console.log("probe: not available yet (deno task probe lands with the evaluation issue)");
-    }
+    const { runAfterPretrain } = await import("./probe.ts");
+    summary.probe = await runAfterPretrain({ weights, model, data, json, stats: trainer.stats });
   }
   if (json) console.log(JSON.stringify(summary));
   trainer.dispose();

@@ -120,13 +120,7 @@ async function main(args: string[]) {
     for (const name of names) {
       const c = CONFIGS[name];
       const model = new IJEPA("quick", { seed, overrides: c.model });
-      const trainer = new EMATrainer(model, {
-        ...base,
-        ...c.train,
-        steps,
-        seed,
-        lr: { ...base.lr, warmup: Math.round(steps / 10) },
-      });
+      const trainer = new EMATrainer(model, { ...recipe("quick", steps), ...c.train, seed });
       const fit = await trainer.fit(data.train);
       const t = await runProbeSuite({
         ...probeOpts,
