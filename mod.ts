@@ -68,6 +68,14 @@ export {
   TrainingDiverged,
 } from "./lib/trainer.ts";
 export { recipe, RECIPES } from "./lib/recipes.ts";
+export {
+  type CardProbe,
+  PRETRAINED_DIR,
+  type PretrainedCard,
+  pretrainedCard,
+  pretrainedLine,
+  pretrainedWeights,
+} from "./lib/pretrained.ts";
 
 // Evaluation: frozen features, linear probe, kNN, baselines
 export {

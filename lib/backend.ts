@@ -101,7 +101,7 @@ async function tryNode(kind: "tensorflow-gpu" | "tensorflow"): Promise<string | 
   try {
     Deno.statSync(dir);
   } catch {
-    return `not installed (optional: ${pkg}; see the README, "Running on a GPU")`;
+    return `not installed (optional, see the README, "Running on a GPU")`;
   }
   try {
     const spec = `npm:${pkg}@4.22.0`;
@@ -114,6 +114,17 @@ async function tryNode(kind: "tensorflow-gpu" | "tensorflow"): Promise<string | 
   }
 }
 
+/** "a: why; b: why" -> "a, b: why": backends skipped for the same reason share one entry. */
+export function groupReasons(skipped: readonly string[]): string[] {
+  const byWhy = new Map<string, string[]>();
+  for (const entry of skipped) {
+    const at = entry.indexOf(": ");
+    const [name, why] = at < 0 ? [entry, ""] : [entry.slice(0, at), entry.slice(at + 2)];
+    byWhy.set(why, [...(byWhy.get(why) ?? []), name]);
+  }
+  return [...byWhy].map(([why, names]) => (why ? `${names.join(", ")}: ${why}` : names.join(", ")));
+}
+
 const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software|microsoft basic render/i;
 
 interface AdapterProbe {
@@ -122,10 +133,27 @@ interface AdapterProbe {
   error?: string;
 }
 
+/**
+ * On headless Linux the Vulkan loader prints "error: XDG_RUNTIME_DIR is invalid or not set" twice
+ * when asked for an adapter: harmless, but it reads like a failure at the top of every task. Give it
+ * a private runtime folder when none is set; if that is not allowed, the message stays.
+ */
+function quietVulkanLoader(): void {
+  try {
+    if (Deno.build.os !== "linux" || Deno.env.get("XDG_RUNTIME_DIR")) return;
+    const dir = `/tmp/ijepa-deno-runtime-${Deno.uid() ?? "user"}`;
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    Deno.env.set("XDG_RUNTIME_DIR", dir);
+  } catch {
+    // no env or write permission: keep the loader's message
+  }
+}
+
 async function probeAdapter(): Promise<AdapterProbe> {
   // deno-lint-ignore no-explicit-any
   const gpu = (globalThis.navigator as any)?.gpu;
   if (!gpu) return { error: "this runtime has no navigator.gpu" };
+  quietVulkanLoader();
   try {
     const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
     if (!adapter) return { error: "no WebGPU adapter (no Vulkan/Metal/DX12 driver found)" };
@@ -261,7 +289,7 @@ export async function setBackend(
     parts.push(`(${adapter.description}${adapter.software ? ", software adapter" : ""})`);
   }
   if (blas) parts.push(`| BLAS ${blas.enabled ? "on: " + blas.reason : blas.reason}`);
-  if (requested === "auto" && skipped.length) parts.push(`| skipped ${skipped.join("; ")}`);
+  if (requested === "auto" && skipped.length) parts.push(`| skipped ${groupReasons(skipped).join("; ")}`);
   const line = parts.join(" ");
   current = {
     name: chosen,

@@ -15,7 +15,7 @@ import {
   type Scope,
   type Values,
 } from "./_backends.ts";
-import { setBackend } from "../lib/backend.ts";
+import { groupReasons, setBackend } from "../lib/backend.ts";
 import {
   gatherRows,
   gelu,
@@ -870,4 +870,13 @@ Deno.test("summary: largest errors observed per backend", () => {
   }
   console.log(lines.join("\n"));
   assert.ok(observed.size > 0, "no comparisons ran");
+});
+
+Deno.test("backend line: backends skipped for the same reason share one entry", () => {
+  assert.deepEqual(
+    groupReasons(["tensorflow-gpu: not installed", "tensorflow: not installed", "webgpu: software adapter"]),
+    ["tensorflow-gpu, tensorflow: not installed", "webgpu: software adapter"],
+  );
+  assert.deepEqual(groupReasons(["wasm"]), ["wasm"]);
+  assert.deepEqual(groupReasons([]), []);
 });
