@@ -75,6 +75,7 @@ export {
   pretrainedCard,
   pretrainedLine,
   pretrainedWeights,
+  shippedReference,
 } from "./lib/pretrained.ts";
 
 // Evaluation: frozen features, linear probe, kNN, baselines

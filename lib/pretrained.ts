@@ -84,3 +84,21 @@ export function pretrainedLine(preset = "quick"): string {
   return `shipped pretrained weights: ${path} (${c.steps} steps of ${c.batchSize} images, ` +
     `${(c.trainSeconds / 60).toFixed(0)} min on ${c.machine}; ${c.trainedOn})`;
 }
+
+/**
+ * The shipped weights' probe result on the same data, from their card, as one line for a comparison
+ * (e.g. "shipped weights (3000 steps, 25 min): 70.1% at 1% on this data"); undefined when no card
+ * holds a probe on `dataSource`.
+ */
+export function shippedReference(preset: string, dataSource: string, setting = "1%"): string | undefined {
+  const card = pretrainedCard(preset);
+  const probe = card?.probes.find((p) => p.data === dataSource);
+  const at = probe?.settings.indexOf(setting) ?? -1;
+  const row = probe?.rows.find((r) => r.method.startsWith("I-JEPA"));
+  if (!card || !row || at < 0) return undefined;
+  const [mean, std] = row.linear[at];
+  return `shipped weights (the same recipe, ${card.steps} steps, ${
+    (card.trainSeconds / 60).toFixed(0)
+  } min on ` +
+    `${card.trainedOn.split(" (")[0]}): ${mean.toFixed(1)} ± ${std.toFixed(1)}% at ${setting} on this data`;
+}

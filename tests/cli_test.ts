@@ -1,19 +1,11 @@
 // Every task: --help works, unknown flags are errors; inspect and embed on the official fixture.
 import { assert, assertEquals } from "./_assert.ts";
+import { runCli } from "./_cli.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const FIXTURE = `${ROOT}tests/fixtures/official-ijepa-tiny/checkpoint.pth.tar`;
 
-async function run(script: string, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}lib/cli/${script}.ts`, ...args],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const run = runCli;
 
 const TASKS = ["pretrain", "probe", "ablate", "recipe", "masks", "inspect", "embed"];
 

@@ -5,19 +5,9 @@ import { cardMarkdown, trainingSeconds } from "../lib/cli/make_pretrained.ts";
 import { helpText } from "../lib/cli/args.ts";
 import { pretrainedCard, pretrainedLine, pretrainedWeights } from "../lib/pretrained.ts";
 import { recipe } from "../lib/recipes.ts";
+import { runCli } from "./_cli.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
-
-async function run(script: string, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}lib/cli/${script}.ts`, ...args],
-    env: { NO_COLOR: "1", XDG_RUNTIME_DIR: "/tmp" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const run = runCli;
 
 Deno.test("recipe: a longer run keeps the warm-up's share of the run", () => {
   const base = recipe("quick");

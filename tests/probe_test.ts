@@ -19,10 +19,10 @@ import {
 } from "../lib/probe.ts";
 import { Rng } from "../lib/rng.ts";
 import { VisionTransformer } from "../lib/vit.ts";
+import { runCli } from "./_cli.ts";
 import { checkPresetMatches, parseReadouts, parseShots, runAfterPretrain } from "../lib/cli/probe.ts";
 import { IN_CI, probeBackend } from "./_backends.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
 
 async function onCpu(): Promise<void> {
   await setBackend("cpu", { quiet: true, blas: false });
@@ -404,16 +404,7 @@ Deno.test("suite: without 'full' only the labelled pool images are encoded", asy
 // ---------------------------------------------------------------------------------------------
 // The CLI
 
-async function cli(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}lib/cli/probe.ts`, ...args],
-    env: { NO_COLOR: "1", XDG_RUNTIME_DIR: "/tmp" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const cli = (args: string[]) => runCli("probe", args);
 
 const SMALL = [
   "--data",
