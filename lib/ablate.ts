@@ -99,6 +99,11 @@ export interface StudyOptions {
   outDir: string;
   /** Label subsets drawn per probe setting (default 3). */
   probeSeeds?: number;
+  /**
+   * Model settings for every arm alike (e.g. `{ predictorDepth: 2 }`), under each arm's own; the
+   * random-init baseline gets them too. Recorded in results.json; a resumed study must match.
+   */
+  model?: Partial<ModelConfig>;
   log?: (line: string) => void;
 }
 
@@ -121,6 +126,8 @@ export interface StudyResults {
   steps: number;
   seeds: number;
   data: string;
+  /** The study-wide model settings ({@link StudyOptions.model}), when any. */
+  model?: Partial<ModelConfig>;
   arms: Record<string, ArmResult>;
   baselines?: ProbeTable;
 }
@@ -153,15 +160,33 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
   const path = `${o.outDir}/results.json`;
   await Deno.mkdir(o.outDir, { recursive: true });
   let results = await readResults(path);
-  if (results && (results.study !== o.study || results.preset !== o.preset || results.steps !== steps)) {
+  const shared = o.model ?? {};
+  modelConfig(o.preset, shared); // a wrong key or value fails here, before any training
+  const sharedText = JSON.stringify(shared);
+  if (
+    results &&
+    (results.study !== o.study || results.preset !== o.preset || results.steps !== steps ||
+      JSON.stringify(results.model ?? {}) !== sharedText)
+  ) {
     throw new Error(
-      `${path} holds a ${results.study} study of ${results.preset} for ${results.steps} steps; ` +
-        `this run asks for ${o.study}, ${o.preset}, ${steps} steps: use another --out`,
+      `${path} holds a ${results.study} study of ${results.preset} for ${results.steps} steps, model ` +
+        `${
+          JSON.stringify(results.model ?? {})
+        }; this run asks for ${o.study}, ${o.preset}, ${steps} steps, ` +
+        `model ${sharedText}: use another --out`,
     );
   }
-  results ??= { study: o.study, preset: o.preset, steps, seeds: o.seeds, data: o.data.source, arms: {} };
+  results ??= {
+    study: o.study,
+    preset: o.preset,
+    steps,
+    seeds: o.seeds,
+    data: o.data.source,
+    ...(Object.keys(shared).length ? { model: shared } : {}),
+    arms: {},
+  };
   const probeOpts = { shots: [10], onePercent: true, full: false, seeds: o.probeSeeds ?? 3, k: 20 };
-  const grid = modelConfig(o.preset).gridSize;
+  const grid = modelConfig(o.preset, shared).gridSize;
   for (const arm of studyArms(o.study, grid)) {
     for (let seed = 0; seed < o.seeds; seed++) {
       const key = `${arm.name} / seed ${seed}`;
@@ -176,7 +201,7 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
         trainer = await EMATrainer.resume(`${runDir}/${CHECKPOINT_FILE}`, { outDir: runDir });
         log(`${key}: resuming at step ${trainer.step}`);
       } catch {
-        const model = new IJEPA(o.preset, { seed, overrides: arm.model });
+        const model = new IJEPA(o.preset, { seed, overrides: { ...shared, ...arm.model } });
         trainer = new EMATrainer(model, {
           ...recipe(o.preset, steps),
           seed,
@@ -217,7 +242,7 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
     }
   }
   if (!results.baselines) {
-    const rand = new IJEPA(o.preset, { seed: 12345 });
+    const rand = new IJEPA(o.preset, { seed: 12345, overrides: shared });
     results.baselines = await runProbeSuite({
       encoders: [{ name: "random init", encoder: rand.targetEncoder }],
       pixels: true,

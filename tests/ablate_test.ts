@@ -1,5 +1,5 @@
 // The study runner on the tiny preset: every arm runs, results are written, a rerun skips them.
-import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "./_assert.ts";
 import { formatSummary, runStudy, studyArms, summarise } from "../lib/ablate.ts";
 import { setBackend } from "../lib/backend.ts";
 import { loadFashionMnist, subset } from "../lib/data.ts";
@@ -58,6 +58,35 @@ Deno.test("ablate: the targets study runs both arms, writes results and resumes 
       Error,
       "holds a targets study of tiny for 4 steps",
     );
+    // so is the same study with other model settings for every arm, and a wrong setting fails first
+    await assertRejects(
+      () =>
+        runStudy({
+          study: "targets",
+          preset: "tiny",
+          steps: 4,
+          seeds: 1,
+          data,
+          outDir: out,
+          model: { predictorDepth: 2 },
+        }),
+      Error,
+      'model {}; this run asks for targets, tiny, 4 steps, model {"predictorDepth":2}',
+    );
+    await assertRejects(
+      () =>
+        runStudy({
+          study: "targets",
+          preset: "tiny",
+          steps: 4,
+          seeds: 1,
+          data,
+          outDir: `${out}/x`,
+          model: { depht: 2 } as never,
+        }),
+      Error,
+      "depht",
+    );
   } finally {
     await Deno.remove(out, { recursive: true });
   }
@@ -75,4 +104,15 @@ Deno.test("ablate: the masking arms differ only in their masks", () => {
   assertEquals(new Set(arms.map((a) => a.masks.minKeep)).size, 1);
   for (const a of arms) assertEquals(a.model, {});
   assertEquals(studyArms("masking", 4)[0].masks.minKeep, 4); // a 2x2 quadrant on a 4x4 grid
+});
+
+Deno.test("ablate: --model settings parse into config fields", async () => {
+  const { parseModelSettings } = await import("../lib/cli/ablate.ts");
+  assertEquals(parseModelSettings("predictorDepth=2, loss=l2,varianceWeight=0"), {
+    predictorDepth: 2,
+    loss: "l2",
+    varianceWeight: 0,
+  } as never);
+  assertEquals(parseModelSettings(""), {});
+  assertThrows(() => parseModelSettings("predictorDepth"), Error, "--model expects key=value pairs");
 });

@@ -23,7 +23,6 @@ import { runCli } from "./_cli.ts";
 import { checkPresetMatches, parseReadouts, parseShots, runAfterPretrain } from "../lib/cli/probe.ts";
 import { IN_CI, probeBackend } from "./_backends.ts";
 
-
 async function onCpu(): Promise<void> {
   await setBackend("cpu", { quiet: true, blas: false });
 }

@@ -5,9 +5,9 @@
  */
 import { formatSummary, runStudy, STUDIES, type Study, summarise } from "../ablate.ts";
 import { setBackend } from "../backend.ts";
-import { PRESET_NAMES } from "../config.ts";
+import { type ModelConfig, PRESET_NAMES } from "../config.ts";
 import { loadDataset } from "../data.ts";
-import { type CliSpec, parseFlags, runMain } from "./args.ts";
+import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
 
 const SPEC: CliSpec = {
   name: "ablate",
@@ -26,11 +26,30 @@ const SPEC: CliSpec = {
       type: "string",
       help: "data folder (default Fashion-MNIST; 'fashion-mnist-subset' for the shipped one)",
     },
+    model: {
+      type: "string",
+      help:
+        "model settings for every arm alike, e.g. predictorDepth=2,varianceWeight=0 (fields of the preset)",
+    },
     out: { type: "string", help: "study folder (default runs/ablate-<study>-<preset>)" },
     png: { type: "string", help: "write a bar chart of the results to this PNG file" },
     json: { type: "bool", help: "print the results as one JSON line" },
   },
 };
+
+/** "predictorDepth=2,loss=l2" -> { predictorDepth: 2, loss: "l2" } (numbers where they parse). */
+export function parseModelSettings(text: string): Partial<ModelConfig> {
+  const out: Record<string, string | number> = {};
+  for (const part of text.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const at = part.indexOf("=");
+    if (at <= 0) {
+      throw new UsageError(`ablate: --model expects key=value pairs separated by commas, got "${part}"`);
+    }
+    const v = part.slice(at + 1).trim();
+    out[part.slice(0, at).trim()] = v !== "" && Number.isFinite(Number(v)) ? Number(v) : v;
+  }
+  return out as Partial<ModelConfig>;
+}
 
 async function main(args: string[]) {
   const f = parseFlags(args, SPEC);
@@ -48,6 +67,7 @@ async function main(args: string[]) {
     steps: f.steps as number | undefined,
     seeds: f.seeds as number,
     probeSeeds: f["probe-seeds"] as number,
+    model: parseModelSettings((f.model as string | undefined) ?? ""),
     data,
     outDir: out,
     log,
