@@ -250,3 +250,12 @@ function checkKeys(o: object, where: string): void {
 export function plainConfig(cfg: ModelConfig): ModelConfig {
   return Object.fromEntries(KEYS.map((k) => [k, cfg[k]])) as unknown as ModelConfig;
 }
+
+/**
+ * The preset whose config equals `cfg` in every field, or undefined (a custom shape, or a preset with
+ * overrides). Lets a resumed run, whose checkpoint holds the config but not the name, name its preset.
+ */
+export function presetOf(cfg: ModelConfig): string | undefined {
+  const want = JSON.stringify(plainConfig(modelConfig(cfg)));
+  return PRESET_NAMES.find((n) => JSON.stringify(plainConfig(modelConfig(n))) === want);
+}

@@ -178,3 +178,10 @@ Deno.test("cli make-pretrained: a tiny run exported at half precision, probed, w
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("config: presetOf names a preset's shape and nothing else", async () => {
+  const { modelConfig, presetOf } = await import("../lib/config.ts");
+  assertEquals(presetOf(modelConfig("quick")), "quick");
+  assertEquals(presetOf(modelConfig("vit_huge14")), "vit_huge14");
+  assertEquals(presetOf(modelConfig("quick", { predictorDepth: 2 })), undefined);
+});

@@ -164,6 +164,11 @@ Deno.test("trainer: a run killed mid-way resumes to exactly the losses of an uni
     const a = await losses(`${root}/full`), b = await losses(`${root}/killed`);
     assertEquals(b.length, 40);
     assertEquals(b, a); // bit-identical on the same backend
+    // the resumed run's weights still name their preset (the checkpoint holds only the config)
+    const { openSafetensors } = await import("../lib/safetensors.ts");
+    using st = await openSafetensors(`${root}/killed/final.safetensors`);
+    const md = st.metadata;
+    assertEquals([md.preset, md.step, md.batch_size, md.seed], ["tiny", "40", "16", "3"]);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -125,7 +125,7 @@ async function main(args: string[]) {
   const preset = typeof meta.preset === "string" ? meta.preset : undefined;
   if (!preset) {
     throw new UsageError(
-      `make-pretrained: ${final} names no preset (resumed runs lose it: pass a fresh run)`,
+      `make-pretrained: ${final} names no preset (a custom shape): only preset shapes ship as pretrained weights`,
     );
   }
   const steps = Number(meta.step);

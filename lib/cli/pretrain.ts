@@ -5,7 +5,7 @@
  * @module
  */
 import { setBackend } from "../backend.ts";
-import { PRESET_NAMES } from "../config.ts";
+import { PRESET_NAMES, presetOf } from "../config.ts";
 import { loadDataset } from "../data.ts";
 import { IJEPA } from "../ijepa.ts";
 import { recipe } from "../recipes.ts";
@@ -164,7 +164,7 @@ async function main(args: string[]) {
   const weights = `${outDir}/final.safetensors`;
   await saveModel(model, weights, {
     kind: "weights",
-    preset: (f.resume ? undefined : f.preset) as string | undefined,
+    preset: f.resume ? presetOf(model.cfg) : f.preset as string,
     step: trainer.step,
     batch_size: trainer.options.batchSize,
     seed: trainer.options.seed,
