@@ -48,6 +48,14 @@ export interface PretrainedCard {
   probes: CardProbe[];
 }
 
+/**
+ * A data `source` line without its folder ("Fashion-MNIST, shipped subset (10000 train / 2000 test)"):
+ * cards name the data this way, so they read the same on every machine.
+ */
+export function dataName(source: string): string {
+  return source.replace(/ from \S.*$/, "");
+}
+
 function localPath(name: string): string | undefined {
   const url = new URL(name, PRETRAINED_DIR);
   if (url.protocol !== "file:") return undefined;
@@ -92,7 +100,7 @@ export function pretrainedLine(preset = "quick"): string {
  */
 export function shippedReference(preset: string, dataSource: string, setting = "1%"): string | undefined {
   const card = pretrainedCard(preset);
-  const probe = card?.probes.find((p) => p.data === dataSource);
+  const probe = card?.probes.find((p) => dataName(p.data) === dataName(dataSource));
   const at = probe?.settings.indexOf(setting) ?? -1;
   const row = probe?.rows.find((r) => r.method.startsWith("I-JEPA"));
   if (!card || !row || at < 0) return undefined;

@@ -79,6 +79,12 @@ Deno.test({
     const digest = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)))
       .map((b) => b.toString(16).padStart(2, "0")).join("");
     assertEquals(digest, card.sha256);
+    // notebooks 03 and 04 quote the card's result on the data they ran on, wherever it lives
+    const { shippedReference } = await import("../lib/pretrained.ts");
+    const sub = card.probes.find((p) => p.data.startsWith("Fashion-MNIST, shipped subset"))!;
+    const ref = shippedReference("quick", `${sub.data} from /somewhere/else`);
+    const [m, sd] = sub.rows[0].linear[sub.settings.indexOf("1%")];
+    assert(ref?.includes(`${m.toFixed(1)} ± ${sd.toFixed(1)}% at 1%`), String(ref));
     // `deno task probe` with no weights picks the shipped file and says so
     const r = await run("probe", [
       "--data",
@@ -184,4 +190,15 @@ Deno.test("config: presetOf names a preset's shape and nothing else", async () =
   assertEquals(presetOf(modelConfig("quick")), "quick");
   assertEquals(presetOf(modelConfig("vit_huge14")), "vit_huge14");
   assertEquals(presetOf(modelConfig("quick", { predictorDepth: 2 })), undefined);
+});
+
+Deno.test("pretrained: cards name data without the folder it was read from", async () => {
+  const { dataName } = await import("../lib/pretrained.ts");
+  assertEquals(
+    dataName(
+      "Fashion-MNIST, shipped subset (10000 train / 2000 test) from /home/me/ijepa-deno/data/fashion-mnist",
+    ),
+    "Fashion-MNIST, shipped subset (10000 train / 2000 test)",
+  );
+  assertEquals(dataName("bands"), "bands");
 });

@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setBackend } from "../backend.ts";
 import { loadDataset } from "../data.ts";
-import { type CardProbe, PRETRAINED_DIR, type PretrainedCard } from "../pretrained.ts";
+import { type CardProbe, dataName, PRETRAINED_DIR, type PretrainedCard } from "../pretrained.ts";
 import { type ProbeTable, runProbeSuite } from "../probe.ts";
 import { Rng } from "../rng.ts";
 import { VisionTransformer } from "../vit.ts";
@@ -130,7 +130,8 @@ async function main(args: string[]) {
   }
   const steps = Number(meta.step);
   const batchSize = Number(meta.batch_size);
-  const trainedOn = String(meta.data ?? "unknown data");
+  const trainedOn = dataName(String(meta.data ?? "unknown data"));
+  const dataDir = String(meta.data ?? "").match(/ from (\S.*)$/)?.[1];
   const trainSeconds = trainingSeconds(await Deno.readTextFile(join(run, "metrics.jsonl")));
   await Deno.mkdir(outDir, { recursive: true });
   const file = `${preset}.safetensors`;
@@ -184,7 +185,7 @@ async function main(args: string[]) {
         std: shipped.meta.std as number[] | undefined,
         log: (s) => console.error(s),
       });
-      probes.push(cardProbe(data.source, t));
+      probes.push(cardProbe(dataName(data.source), t));
     } finally {
       random.dispose();
     }
@@ -198,7 +199,10 @@ async function main(args: string[]) {
     sha256,
     dtype: "F16",
     commands: [
-      `deno task pretrain --preset ${preset} --steps ${steps} --out ${run} --probe=false (data: ${trainedOn})`,
+      `deno task pretrain --preset ${preset} --steps ${steps}${
+        dataDir ? ` --data ${dataDir}` : ""
+      } --out ${run} ` +
+      "--probe=false",
       `deno task make-pretrained ${args.join(" ")}`,
     ],
     steps,
@@ -223,7 +227,7 @@ async function main(args: string[]) {
     `on ${trainedOn}. Commands:`,
     "",
     "```sh",
-    ...card.commands.map((c) => c.replace(/ \(data: .*\)$/, "")),
+    ...card.commands,
     "```",
     "",
     "Probed as shipped (loaded back from F16): linear probe test accuracy %, mean ± std over 3 label draws " +
