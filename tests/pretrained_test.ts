@@ -97,6 +97,7 @@ Deno.test({
       "1000",
       "--k",
       "0",
+      "--all-labels=false",
       "--backend",
       "wasm",
       "--json",
