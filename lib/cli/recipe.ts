@@ -10,6 +10,7 @@ import { setBackend } from "../backend.ts";
 import type { ModelConfig } from "../config.ts";
 import { loadDataset } from "../data.ts";
 import { IJEPA } from "../ijepa.ts";
+import { dataName } from "../pretrained.ts";
 import { type ProbeTable, runProbeSuite } from "../probe.ts";
 import { recipe } from "../recipes.ts";
 import { EMATrainer, type TrainerOptions } from "../trainer.ts";
@@ -153,7 +154,9 @@ async function main(args: string[]) {
     return;
   }
   const lines = [
-    `quick preset, ${steps} steps, batch ${base.batchSize}; ${data.source}; linear probe % (kNN 1% in the last column)`,
+    `quick preset, ${steps} steps, batch ${base.batchSize}; ${
+      dataName(data.source)
+    }; linear probe % (kNN 1% in the last column)`,
     `| configuration | ${cols.join(" | ")} | kNN 1% | training time |`,
     `| --- | ${cols.map(() => "---").join(" | ")} | --- | --- |`,
   ];
