@@ -9,7 +9,7 @@
  * The shipped file was made with:
  *
  * ```sh
- * deno task pretrain --data /usr/share/datasets/fashion-mnist --steps 4000 --out runs/pretrained-quick --probe=false
+ * deno task pretrain --preset quick --steps 3000 --data /usr/share/datasets/fashion-mnist --out runs/pretrained-quick --probe=false
  * deno task make-pretrained --run runs/pretrained-quick
  * ```
  *
@@ -60,7 +60,7 @@ export function trainingSeconds(metricsJsonl: string): number {
   return total + prev;
 }
 
-/** A probe table as the card stores it (accuracies in %, one decimal kept at two). */
+/** A probe table as the card stores it (accuracies in %, rounded to two decimals). */
 export function cardProbe(data: string, t: ProbeTable): CardProbe {
   const pct = (c: { mean: number; std: number }): [number, number] => [
     Math.round(1e4 * c.mean) / 100,
