@@ -176,6 +176,8 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
         `model ${sharedText}: use another --out`,
     );
   }
+  // a study resumed with more seeds than it started with reports them all
+  if (results && o.seeds > results.seeds) results.seeds = o.seeds;
   results ??= {
     study: o.study,
     preset: o.preset,

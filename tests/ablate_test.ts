@@ -58,6 +58,11 @@ Deno.test("ablate: the targets study runs both arms, writes results and resumes 
       Error,
       "holds a targets study of tiny for 4 steps",
     );
+    // asked for a second seed, the study trains only the new arms and reports two seeds
+    const more = await runStudy({ study: "targets", preset: "tiny", steps: 4, seeds: 2, data, outDir: out });
+    assertEquals(more.seeds, 2);
+    assertEquals(Object.keys(more.arms).length, 4);
+    assertEquals(more.arms["pixels / seed 0"], r.arms["pixels / seed 0"]);
     // so is the same study with other model settings for every arm, and a wrong setting fails first
     await assertRejects(
       () =>
