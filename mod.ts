@@ -70,6 +70,7 @@ export {
 export { recipe, RECIPES } from "./lib/recipes.ts";
 export {
   type CardProbe,
+  dataName,
   PRETRAINED_DIR,
   type PretrainedCard,
   pretrainedCard,
