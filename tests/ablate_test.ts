@@ -16,17 +16,11 @@ const data = { ...full, train: slice(full.train, 40), test: slice(full.test, 20)
 Deno.test("ablate: the targets study runs both arms, writes results and resumes by skipping them", async () => {
   await setBackend("wasm", { quiet: true });
   const out = await Deno.makeTempDir();
+  // the study every call below starts from; each changes one thing
+  const base = { study: "targets", preset: "tiny", steps: 4, seeds: 1, data, outDir: out } as const;
   try {
     const lines: string[] = [];
-    const r = await runStudy({
-      study: "targets",
-      preset: "tiny",
-      steps: 4,
-      seeds: 1,
-      data,
-      outDir: out,
-      log: (l) => lines.push(l),
-    });
+    const r = await runStudy({ ...base, log: (l) => lines.push(l) });
     assertEquals(Object.keys(r.arms).sort(), ["pixels / seed 0", "representation (I-JEPA) / seed 0"]);
     const saved = JSON.parse(await Deno.readTextFile(`${out}/results.json`));
     assertEquals(Object.keys(saved.arms).length, 2);
@@ -41,54 +35,28 @@ Deno.test("ablate: the targets study runs both arms, writes results and resumes 
     // a second run finds both arms done
     const again: string[] = [];
     const before = await Deno.stat(`${out}/results.json`);
-    await runStudy({
-      study: "targets",
-      preset: "tiny",
-      steps: 4,
-      seeds: 1,
-      data,
-      outDir: out,
-      log: (l) => again.push(l),
-    });
+    await runStudy({ ...base, log: (l) => again.push(l) });
     assertEquals(again.filter((l) => l.endsWith("done earlier, skipped")).length, 2);
     assertEquals((await Deno.stat(`${out}/results.json`)).mtime?.getTime(), before.mtime?.getTime());
     // a different study in the same folder is refused, not mixed in
     await assertRejects(
-      () => runStudy({ study: "masking", preset: "tiny", steps: 4, seeds: 1, data, outDir: out }),
+      () => runStudy({ ...base, study: "masking" }),
       Error,
       "holds a targets study of tiny for 4 steps",
     );
     // asked for a second seed, the study trains only the new arms and reports two seeds
-    const more = await runStudy({ study: "targets", preset: "tiny", steps: 4, seeds: 2, data, outDir: out });
+    const more = await runStudy({ ...base, seeds: 2 });
     assertEquals(more.seeds, 2);
     assertEquals(Object.keys(more.arms).length, 4);
     assertEquals(more.arms["pixels / seed 0"], r.arms["pixels / seed 0"]);
     // so is the same study with other model settings for every arm, and a wrong setting fails first
     await assertRejects(
-      () =>
-        runStudy({
-          study: "targets",
-          preset: "tiny",
-          steps: 4,
-          seeds: 1,
-          data,
-          outDir: out,
-          model: { predictorDepth: 2 },
-        }),
+      () => runStudy({ ...base, model: { predictorDepth: 2 } }),
       Error,
       'model {}; this run asks for targets, tiny, 4 steps, model {"predictorDepth":2}',
     );
     await assertRejects(
-      () =>
-        runStudy({
-          study: "targets",
-          preset: "tiny",
-          steps: 4,
-          seeds: 1,
-          data,
-          outDir: `${out}/x`,
-          model: { depht: 2 } as never,
-        }),
+      () => runStudy({ ...base, outDir: `${out}/x`, model: { depht: 2 } as never }),
       Error,
       "depht",
     );
