@@ -91,6 +91,8 @@ const SYMBOLS = {
   openblas_get_config: { parameters: [], result: "pointer", optional: true },
   openblas_get_corename: { parameters: [], result: "pointer", optional: true },
   openblas_get_num_threads: { parameters: [], result: "i32", optional: true },
+  // 0 = single-threaded build, 1 = pthreads, 2 = OpenMP
+  openblas_get_parallel: { parameters: [], result: "i32", optional: true },
   openblas_set_num_threads: { parameters: ["i32"], result: "void", optional: true },
   MKL_Get_Max_Threads: { parameters: [], result: "i32", optional: true },
   MKL_Set_Num_Threads: { parameters: ["i32"], result: "void", optional: true },
@@ -100,9 +102,21 @@ const SYMBOLS = {
 type BlasLib = Deno.DynamicLibrary<typeof SYMBOLS>;
 type Sgemm = BlasLib["symbols"]["cblas_sgemm"];
 
+/**
+ * Debian and Ubuntu install OpenBLAS's builds side by side (`update-alternatives` picks one as
+ * libopenblas.so.0). The pthreads build is tried first: the OpenMP build computes the same products
+ * at about the same speed for us, but its libgomp threads make it unsafe to unload (see {@link pin}).
+ */
+function debianOpenblas(build: "pthread" | "openmp" | "serial"): string {
+  const triplet = { x86_64: "x86_64-linux-gnu", aarch64: "aarch64-linux-gnu" }[Deno.build.arch as string] ??
+    `${Deno.build.arch}-linux-gnu`;
+  return `/usr/lib/${triplet}/openblas-${build}/libopenblas.so.0`;
+}
+
 /** Library names tried in order when none is given. Generic `libblas`/`libcblas` may be reference BLAS. */
-const SEARCH: Record<string, string[]> = {
-  linux: [
+const SEARCH: Record<string, () => string[]> = {
+  linux: () => [
+    debianOpenblas("pthread"),
     "libopenblas.so.0",
     "libopenblas.so",
     "libmkl_rt.so.2",
@@ -111,13 +125,13 @@ const SEARCH: Record<string, string[]> = {
     "libblas.so.3",
     "libcblas.so.3",
   ],
-  darwin: [
+  darwin: () => [
     "/System/Library/Frameworks/Accelerate.framework/Accelerate",
     "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
     "/usr/local/opt/openblas/lib/libopenblas.dylib",
     "libopenblas.dylib",
   ],
-  windows: ["libopenblas.dll", "openblas.dll", "mkl_rt.2.dll", "mkl_rt.dll"],
+  windows: () => ["libopenblas.dll", "openblas.dll", "mkl_rt.2.dll", "mkl_rt.dll"],
 };
 /** Names that may be any implementation, reference BLAS included. */
 const GENERIC = new Set(["libblas.so.3", "libcblas.so.3"]);
@@ -267,6 +281,61 @@ export function setBlasThreads(n: number): boolean {
   return true;
 }
 
+/**
+ * What the main job took on our 2-core build machine (README, "Speed"), with OpenBLAS and with the
+ * stock wasm kernels only: the figures {@link blasAdvice} quotes beside its own measurement.
+ */
+export const MAIN_JOB_MINUTES = { withBlas: 4.9, withoutBlas: 13.5 } as const;
+
+/**
+ * For a user whose products run on tfjs's stock kernels because no BLAS library was found: one
+ * line saying what that costs here, measured now, and how to fix it. It times the reference
+ * model's largest product ([3136, 192] x [192, 768], 0.92 GFLOP) on the active backend: about
+ * 0.1 s. Returns undefined when BLAS is on, or off by the user's choice (`IJEPA_BLAS=off`, a
+ * caller's `blas: false`), or when the active backend is not wasm or cpu.
+ *
+ * @example
+ * ```ts
+ * import { blasAdvice } from "./blas.ts";
+ * const line = await blasAdvice({ enabled: true, reason: "OpenBLAS", backends: ["wasm"] });
+ * if (line !== undefined) throw new Error("BLAS on: nothing to advise");
+ * ```
+ */
+export async function blasAdvice(status: BlasStatus): Promise<string | undefined> {
+  const backend = tf.getBackend();
+  if (status.enabled || (backend !== "wasm" && backend !== "cpu")) return undefined;
+  if (!/no BLAS library found|may be reference BLAS|FFI not permitted/.test(status.reason)) return undefined;
+  const [m, k, n] = [3136, 192, 768];
+  const a = tf.randomNormal([m, k]), b = tf.randomNormal([k, n]);
+  try {
+    const once = async () => {
+      const t0 = performance.now();
+      const y = tf.matMul(a, b);
+      await y.data();
+      y.dispose();
+      return performance.now() - t0;
+    };
+    await once(); // warm-up
+    const ms = Math.min(await once(), await once());
+    const gflops = (2 * m * k * n) / ms / 1e6;
+    const os = (globalThis as { Deno?: typeof Deno }).Deno?.build.os ?? "linux";
+    const fix = os === "linux"
+      ? "`sudo apt-get install libopenblas0-pthread` (Debian/Ubuntu) or your distribution's OpenBLAS"
+      : os === "windows"
+      ? "put libopenblas.dll on PATH or set IJEPA_BLAS=<path>"
+      : "set IJEPA_BLAS=<path> to a BLAS library";
+    return `BLAS off, so matrix products run on tfjs's stock ${backend} kernel: ${
+      gflops.toFixed(0)
+    } GFLOP/s ` +
+      `here (measured now), where OpenBLAS ran them at 196-271 GFLOP/s on a 2-core machine of ours; ` +
+      `there the main job took ${MAIN_JOB_MINUTES.withoutBlas} min without BLAS and ` +
+      `${MAIN_JOB_MINUTES.withBlas} min with it. To speed up: ${fix}.`;
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Loading the library
 
@@ -304,7 +373,7 @@ function load(option: string | undefined): BlasStatus {
     }
   }
   const skipped: string[] = [];
-  for (const name of SEARCH[D.build.os] ?? SEARCH.linux) {
+  for (const name of (SEARCH[D.build.os] ?? SEARCH.linux)()) {
     let lib: BlasLib;
     try {
       lib = D.dlopen(name, SYMBOLS);
@@ -329,6 +398,7 @@ function load(option: string | undefined): BlasStatus {
 }
 
 function opened(path: string, lib: BlasLib): BlasStatus {
+  pin(path);
   loaded = { lib, path };
   return {
     enabled: false, // set once kernels are registered
@@ -344,14 +414,47 @@ function closeLibrary(): void {
   loaded = null;
 }
 
-/** A short name of the implementation, e.g. "OpenBLAS 0.3.21 (Cooperlake)". */
+/**
+ * Keep a library in memory until the process ends (dlopen with RTLD_NODELETE), so that closing our
+ * handle, or a worker isolate ending, never unmaps it.
+ *
+ * Why: OpenBLAS's OpenMP build runs its products on libgomp's thread pool, whose threads stay parked
+ * inside libgomp after a call. When the last handle is closed, the dynamic loader unmaps libopenblas
+ * and libgomp under those threads and the process dies with SIGSEGV (exit 139). Seen with Debian's
+ * libopenblas0-openmp: one `Deno.dlopen` + `cblas_sgemm` + `close()` crashed at once, and
+ * `deno test --parallel` (whose test files open and close the library in their own isolates) crashed
+ * in 3 of 3 runs. The pthreads build survives the same sequence, but pinning costs nothing, so every
+ * BLAS we load is pinned. Returns false where it cannot pin (Windows, or no libc to ask).
+ */
+function pin(path: string): boolean {
+  const libc = { linux: "libc.so.6", darwin: "/usr/lib/libSystem.B.dylib" }[Deno.build.os as string];
+  if (!libc) return false;
+  // RTLD_NOW | RTLD_NODELETE (glibc 0x2 | 0x1000; macOS 0x2 | 0x80)
+  const flags = Deno.build.os === "darwin" ? 0x2 | 0x80 : 0x2 | 0x1000;
+  try {
+    const c = Deno.dlopen(libc, { dlopen: { parameters: ["buffer", "i32"], result: "pointer" } });
+    try {
+      return c.symbols.dlopen(new TextEncoder().encode(path + "\0"), flags) !== null;
+    } finally {
+      c.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+/** A short name of the implementation, e.g. "OpenBLAS 0.3.21 (Cooperlake, pthreads)". */
 function describe(lib: BlasLib): string {
   const s = lib.symbols;
   const cstr = (p: Deno.PointerValue) => (p ? Deno.UnsafePointerView.getCString(p) : "");
   if (s.openblas_get_config) {
     const version = cstr(s.openblas_get_config()).split(" ").slice(0, 2).join(" ") || "OpenBLAS";
+    const build = s.openblas_get_parallel
+      ? ["serial", "pthreads", "OpenMP"][s.openblas_get_parallel()] ?? "unknown threading"
+      : "";
     const core = s.openblas_get_corename ? cstr(s.openblas_get_corename()) : "";
-    return core ? `${version} (${core})` : version;
+    const details = [core, build].filter(Boolean).join(", ");
+    return details ? `${version} (${details})` : version;
   }
   if (s.MKL_Get_Max_Threads) return "Intel MKL";
   if (s.bli_info_get_version_str) return `BLIS ${cstr(s.bli_info_get_version_str())}`;

@@ -2,7 +2,7 @@
 // No timed assertions (the machines that run tests are shared); only that each row produced a
 // positive figure and the options are checked.
 import { assert, assertEquals, assertThrows } from "./_assert.ts";
-import { type BenchResult, formatReport, parseBenchFlags } from "../lib/cli/bench.ts";
+import { type BenchResult, formatReport, parseBenchFlags, torchSetups } from "../lib/cli/bench.ts";
 
 Deno.test("bench: --quick --json prints one JSON line with every row", async () => {
   const script = new URL("../lib/cli/bench.ts", import.meta.url).pathname;
@@ -47,4 +47,41 @@ Deno.test("bench: unknown backends and rows are errors that list the known ones"
   const o = parseBenchFlags(["--quick", "--out", "x.json"]);
   assertEquals(o.out, "", "--quick never overwrites the saved results");
   assertEquals(parseBenchFlags([]).batch, 64);
+});
+
+Deno.test("bench: --vs-torch tries each OpenBLAS build here, unless the environment already chose", () => {
+  const none = () => undefined;
+  const triplet = `${Deno.build.arch}-linux-gnu`;
+  const present = ["openmp", "pthread"].filter((b) => {
+    try {
+      return Deno.statSync(`/usr/lib/${triplet}/openblas-${b}/libblas.so.3`).isFile;
+    } catch {
+      return false;
+    }
+  });
+  const setups = torchSetups(2, none);
+  const builds = present.length ? present.map((b) => `openblas-${b}`) : ["system BLAS"];
+  assertEquals(
+    setups.map((s) => s.name),
+    builds.flatMap((b) => [`${b}, 1 BLAS thread`, `${b}, 2 BLAS threads`]),
+  );
+  for (const s of setups) {
+    assertEquals(s.env.OMP_WAIT_POLICY, "passive");
+    assert(["1", "2"].includes(s.env.OPENBLAS_NUM_THREADS), JSON.stringify(s.env));
+    if (present.length) assert(s.env.LD_LIBRARY_PATH.endsWith(s.name.split(",")[0]), JSON.stringify(s));
+  }
+  // one core: one thread setting per build
+  assertEquals(torchSetups(1, none).length, builds.length);
+  // a user's own LD_LIBRARY_PATH or OPENBLAS_NUM_THREADS is kept as the only setup
+  for (const key of ["LD_LIBRARY_PATH", "OPENBLAS_NUM_THREADS"]) {
+    const mine = torchSetups(2, (k) => (k === key ? "x" : undefined));
+    assertEquals(mine.map((s) => s.name), ["as configured by the environment"]);
+    assertEquals(mine[0].env, { OMP_WAIT_POLICY: "passive" });
+  }
+  assertThrows(() => parseBenchFlags(["--official", "/tmp"]), Error, "--official needs --vs-torch");
+  assertThrows(
+    () => parseBenchFlags(["--vs-torch", "--official", "/no/such/dir"]),
+    Error,
+    "expects a checkout of facebookresearch/ijepa",
+  );
 });

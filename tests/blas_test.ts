@@ -2,7 +2,14 @@
 // float64 reference, on wasm and cpu. Run with `deno test -A tests/blas_test.ts`.
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
-import { blasStatus, disableBlas, enableBlas, setBlasThreads } from "../lib/blas.ts";
+import {
+  blasAdvice,
+  blasStatus,
+  disableBlas,
+  enableBlas,
+  MAIN_JOB_MINUTES,
+  setBlasThreads,
+} from "../lib/blas.ts";
 import { Rng } from "../lib/rng.ts";
 
 type Be = "wasm" | "cpu";
@@ -561,4 +568,101 @@ Deno.test({
       disableBlas();
     }
   },
+});
+
+// Every OpenBLAS build this machine has (Debian installs them side by side; update-alternatives
+// picks one as libopenblas.so.0). Machines without any skip these tests and say so.
+const TRIPLET = `${Deno.build.arch}-linux-gnu`;
+const BUILDS = (["pthread", "openmp", "serial"] as const)
+  .map((build) => ({ build, path: `/usr/lib/${TRIPLET}/openblas-${build}/libopenblas.so.0` }))
+  .filter(({ path }) => {
+    try {
+      return Deno.statSync(path).isFile;
+    } catch {
+      return false;
+    }
+  });
+if (BUILDS.length === 0) {
+  console.warn("blas_test: no Debian OpenBLAS build under /usr/lib; build tests skipped");
+}
+
+Deno.test({
+  name: "blas: each OpenBLAS build here computes right and survives close and reopen (OpenMP crashed)",
+  ignore: BUILDS.length === 0,
+  async fn() {
+    // In a child process: unloading the OpenMP build under libgomp's parked threads killed the
+    // whole process with SIGSEGV, which would take the test runner down with it.
+    const label = { pthread: "pthreads", openmp: "OpenMP", serial: "serial" };
+    for (const { build, path } of BUILDS) {
+      const script = `
+        import * as tf from "@tensorflow/tfjs";
+        import "@tensorflow/tfjs-backend-wasm";
+        import { disableBlas, enableBlas } from "./lib/blas.ts";
+        await tf.setBackend("wasm");
+        // Big enough that OpenBLAS wakes its worker threads (tiny products run on the caller's).
+        const a = tf.fill([256, 256], 0.5), b = tf.fill([256, 256], 2);
+        const out = [];
+        for (let round = 0; round < 3; round++) {
+          const s = enableBlas({ library: ${JSON.stringify(path)}, backends: ["wasm"] });
+          if (!s.enabled) throw new Error(s.reason);
+          const y = await tf.matMul(a, b).data();
+          out.push({ reason: s.reason, y: [y[0], y[y.length - 1], y.every((v) => v === 256)] });
+          disableBlas();
+          await new Promise((r) => setTimeout(r, 20)); // let the library's threads park
+        }
+        console.log(JSON.stringify(out));
+      `;
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-read", "--allow-env", "--allow-ffi", "-"],
+        cwd: new URL("..", import.meta.url),
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const w = child.stdin.getWriter();
+      await w.write(new TextEncoder().encode(script));
+      await w.close();
+      const r = await child.output();
+      const err = new TextDecoder().decode(r.stderr);
+      assert.equal(r.code, 0, `${build} build (${path}): exit ${r.code}\n${err}`);
+      const rounds = JSON.parse(new TextDecoder().decode(r.stdout).trim().split("\n").at(-1)!);
+      assert.equal(rounds.length, 3);
+      for (const { reason, y } of rounds) {
+        assert.deepEqual(y, [256, 256, true], `${build}: ${reason}`);
+        assert.ok(reason.includes(`, ${label[build]})`), `${build}: ${reason}`);
+        assert.ok(reason.includes(path), reason);
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "blas: the search prefers the pthreads build when it is installed",
+  ignore: !BUILDS.some((b) => b.build === "pthread"),
+  fn() {
+    const saved = Deno.env.get("IJEPA_BLAS");
+    try {
+      Deno.env.delete("IJEPA_BLAS");
+      const s = enableBlas({ backends: ["cpu"] });
+      assert.ok(s.enabled, s.reason);
+      assert.equal(s.library, BUILDS.find((b) => b.build === "pthread")!.path);
+      assert.match(s.reason, /pthreads\)/);
+    } finally {
+      disableBlas();
+      if (saved !== undefined) Deno.env.set("IJEPA_BLAS", saved);
+    }
+  },
+});
+
+Deno.test("blas: blasAdvice measures the stock kernel when no library was found, and only then", async () => {
+  await tf.setBackend("wasm");
+  const line = await blasAdvice({ enabled: false, reason: "off: no BLAS library found (x)", backends: [] });
+  assert.match(line ?? "", /stock wasm kernel: \d+ GFLOP\/s here \(measured now\)/);
+  const gflops = Number(line!.match(/kernel: (\d+) GFLOP/)![1]);
+  assert.ok(gflops > 0 && gflops < 2000, line);
+  assert.ok(line!.includes(`${MAIN_JOB_MINUTES.withoutBlas} min without BLAS`), line);
+  for (const reason of ["off: IJEPA_BLAS=off", "off: disabled by the caller"]) {
+    assert.equal(await blasAdvice({ enabled: false, reason, backends: [] }), undefined, reason);
+  }
+  assert.equal(await blasAdvice({ enabled: true, reason: "OpenBLAS", backends: ["wasm"] }), undefined);
 });

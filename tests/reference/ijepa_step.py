@@ -16,7 +16,10 @@ Input (JSON, path as the only argument):
    "batch": 64, "threads": 2, "warmup": 2, "runs": 5,
    "masks": [{"context": [[...Lc indices] x B], "targets": [[[...Lt] x B] x M]}, ...]}
 Output: one JSON line on stdout: median_ms, img_per_s, step_ms (every timed step), peak_rss_bytes,
-context_len / target_len per timed step, torch version and threads.
+context_len / target_len per timed step, torch version and threads, and the BLAS / OpenMP libraries
+this process actually mapped (from /proc/self/maps, so a LD_LIBRARY_PATH override shows).
+
+tests/reference/official_step.py times the official modules on the same input with `time_steps`.
 """
 
 import json
@@ -36,6 +39,58 @@ def peak_rss_bytes() -> int:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def loaded_libraries() -> list:
+    """The BLAS, LAPACK and OpenMP runtime files this process has mapped (Linux), e.g.
+    /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3: which build torch really calls."""
+    found = set()
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1]
+                name = path.rsplit("/", 1)[-1]
+                if path.startswith("/") and any(k in name for k in ("blas", "lapack", "gomp", "iomp", "mkl")):
+                    found.add(path)
+    except OSError:
+        pass
+    return sorted(found)
+
+
+def time_steps(step, batches, spec: dict, B: int) -> dict:
+    """Run `step(ctx, tgt)` over the mask batches: spec's warm-up steps, then its timed runs. Returns
+    the JSON summary both reference scripts print."""
+    warmup, runs = int(spec.get("warmup", 2)), int(spec.get("runs", 5))
+    times, lc, lt = [], [], []
+    for i in range(warmup + runs):
+        ctx, tgt = batches[i % len(batches)]
+        t0 = time.perf_counter()
+        step(ctx, tgt)
+        dt = time.perf_counter() - t0
+        if i >= warmup:
+            times.append(dt * 1000)
+            lc.append(int(ctx.shape[1]))
+            lt.append(int(tgt.shape[2]))
+    med = sorted(times)[len(times) // 2]
+    return {
+        "median_ms": med,
+        "img_per_s": B / med * 1000,
+        "step_ms": times,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "context_len": lc,
+        "target_len": lt,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "libraries": loaded_libraries(),
+    }
+
+
+def read_masks(spec: dict) -> list:
+    """The bench's mask batches as (context [B, Lc], targets [M, B, Lt]) index tensors."""
+    return [
+        (torch.tensor(mb["context"], dtype=torch.long), torch.tensor(mb["targets"], dtype=torch.long))
+        for mb in spec["masks"]
+    ]
 
 
 def sincos_pos_embed(grid: int, dim: int) -> torch.Tensor:
@@ -173,11 +228,7 @@ def main() -> None:
             (no_decay if n.endswith("bias") or p.ndim == 1 else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay}, {"params": no_decay, "weight_decay": 0}], lr=1e-4, weight_decay=0.04)
     images = torch.randn(B, c["channels"], c["image"], c["image"])
-    batches = []
-    for mb in spec["masks"]:
-        ctx = torch.tensor(mb["context"], dtype=torch.long)  # [B, Lc]
-        tgt = torch.tensor(mb["targets"], dtype=torch.long)  # [M, B, Lt]
-        batches.append((ctx, tgt))
+    batches = read_masks(spec)  # (context [B, Lc], targets [M, B, Lt])
 
     def step(ctx: torch.Tensor, tgt: torch.Tensor) -> float:
         patches = patchify(images, c["patch"])
@@ -196,28 +247,7 @@ def main() -> None:
                 k.mul_(m).add_((1.0 - m) * q.detach())
         return float(loss)
 
-    warmup, runs = int(spec.get("warmup", 2)), int(spec.get("runs", 5))
-    times, lc, lt = [], [], []
-    for i in range(warmup + runs):
-        ctx, tgt = batches[i % len(batches)]
-        t0 = time.perf_counter()
-        step(ctx, tgt)
-        dt = time.perf_counter() - t0
-        if i >= warmup:
-            times.append(dt * 1000)
-            lc.append(int(ctx.shape[1]))
-            lt.append(int(tgt.shape[2]))
-    med = sorted(times)[len(times) // 2]
-    print(json.dumps({
-        "median_ms": med,
-        "img_per_s": B / med * 1000,
-        "step_ms": times,
-        "peak_rss_bytes": peak_rss_bytes(),
-        "context_len": lc,
-        "target_len": lt,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-    }))
+    print(json.dumps(time_steps(step, batches, spec, B)))
 
 
 if __name__ == "__main__":
