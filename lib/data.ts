@@ -536,11 +536,19 @@ export async function loadCifar(
 // ---------------------------------------------------------------------------------------------
 // A folder of PNG / JPEG images, one sub-folder per class
 
-/** Options of {@link loadImageFolder}. */
+/** Options of {@link loadImageFolder} and {@link loadImageFiles}. */
 export interface ImageFolderOptions {
-  /** Output side in pixels: each image is centre-cropped to a square and resized to size x size. */
-  size: number;
-  /** 1 = grey (ITU-R 601 luma, as PIL's "L"), 3 = RGB (alpha dropped); default 3. */
+  /**
+   * Output side in pixels: each image is centre-cropped to a square and resized to size x size
+   * (pass the model's `imageSize`). Default: from the data, the median of the images' shorter sides.
+   */
+  size?: number;
+  /**
+   * 1 = grey (colour images converted by ITU-R 601 luma, as PIL's "L"), 3 = RGB (grey images
+   * repeated into the three channels); alpha is dropped. Pass the model's `channels`. Default: from
+   * the data, 1 when every image is grey (R = G = B in every pixel, whatever the file's colour
+   * type), else 3.
+   */
   channels?: 1 | 3;
 }
 
@@ -550,11 +558,15 @@ interface PngSync {
 
 const IMAGE_EXT = /\.(png|jpe?g)$/i;
 
+interface DecodedImage {
+  width: number;
+  height: number;
+  /** [height, width, 4] */
+  rgba: Uint8Array;
+}
+
 /** Decode PNG or JPEG bytes (detected from the magic bytes) to RGBA. */
-function decodeImage(
-  bytes: Uint8Array,
-  file: string,
-): { width: number; height: number; rgba: Uint8Array } {
+function decodeImage(bytes: Uint8Array, file: string): DecodedImage {
   const isPng = bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e &&
     bytes[3] === 0x47;
   const isJpeg = bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
@@ -580,12 +592,20 @@ function decodeImage(
   }
 }
 
+/** True when every pixel has R = G = B (a grey picture, whatever colour type its file has). */
+function isGrey(rgba: Uint8Array): boolean {
+  for (let q = 0; q < rgba.length; q += 4) {
+    if (rgba[q] !== rgba[q + 1] || rgba[q] !== rgba[q + 2]) return false;
+  }
+  return true;
+}
+
 /**
- * Decode one PNG/JPEG file, centre-crop it to a square, resize it to size x size and write its
- * grey or RGB bytes into `dst` ([size, size, channels]).
+ * Centre-crop a decoded image to a square, resize it to size x size and write its grey (luma) or
+ * RGB bytes into `dst` ([size, size, channels]).
  */
-async function readImageInto(file: string, size: number, channels: 1 | 3, dst: Uint8Array): Promise<void> {
-  const { width, height, rgba } = decodeImage(await readBytes(file), file);
+function convertInto(img: DecodedImage, size: number, channels: 1 | 3, dst: Uint8Array): void {
+  const { width, height, rgba } = img;
   const src = new Uint8Array(width * height * channels); // [height, width, channels]
   for (let p = 0, q = 0; p < width * height; p++, q += 4) {
     if (channels === 3) {
@@ -593,6 +613,7 @@ async function readImageInto(file: string, size: number, channels: 1 | 3, dst: U
       src[p * 3 + 1] = rgba[q + 1];
       src[p * 3 + 2] = rgba[q + 2];
     } else {
+      // exact for grey pixels: (299 + 587 + 114) v / 1000 = v
       src[p] = Math.round((rgba[q] * 299 + rgba[q + 1] * 587 + rgba[q + 2] * 114) / 1000);
     }
   }
@@ -603,21 +624,123 @@ async function readImageInto(file: string, size: number, channels: 1 | 3, dst: U
     height: side,
     width: side,
   };
+  if (side === size && width === height) {
+    dst.set(src);
+    return;
+  }
   const out = resizeCrop(src, height, width, channels, box, size, size); // [size, size, C]
   for (let i = 0; i < dst.length; i++) dst[i] = Math.min(255, Math.max(0, Math.round(out[i])));
+}
+
+/** What the files of a folder were before conversion (for the `source` text). */
+interface SeenImages {
+  n: number;
+  /** Images with R = G = B in every pixel. */
+  grey: number;
+  /** "WxH" (width x height, as image sizes are usually written) -> count. */
+  sizes: Map<string, { width: number; height: number; count: number }>;
+}
+
+function noteImage(seen: SeenImages, img: DecodedImage): void {
+  seen.n++;
+  if (isGrey(img.rgba)) seen.grey++;
+  const key = `${img.width}x${img.height}`;
+  const s = seen.sizes.get(key);
+  if (s) s.count++;
+  else seen.sizes.set(key, { width: img.width, height: img.height, count: 1 });
+}
+
+function checkFolderOptions(who: string, size: number | undefined, channels: number | undefined): void {
+  if (size !== undefined && (!Number.isInteger(size) || size < 1)) {
+    throw new RangeError(`${who}: expected a positive integer size, got ${size}`);
+  }
+  if (channels !== undefined && channels !== 1 && channels !== 3) {
+    throw new RangeError(`${who}: expected channels 1 or 3, got ${channels}`);
+  }
+}
+
+/**
+ * Decode `files` and convert each to size x size x channels. A size or channel count left out is
+ * taken from the data (a first pass over the files): the median shorter side; grey when every
+ * image is grey.
+ */
+async function readImages(
+  files: string[],
+  opts: ImageFolderOptions,
+): Promise<{ images: Uint8Array; size: number; channels: 1 | 3; seen: SeenImages }> {
+  const seen: SeenImages = { n: 0, grey: 0, sizes: new Map() };
+  let { size, channels } = opts;
+  const scanned = size === undefined || channels === undefined;
+  if (scanned) {
+    for (const f of files) noteImage(seen, decodeImage(await readBytes(f), f));
+    const sides: number[] = [];
+    for (const s of seen.sizes.values()) {
+      for (let i = 0; i < s.count; i++) sides.push(Math.min(s.width, s.height));
+    }
+    sides.sort((a, b) => a - b);
+    size ??= sides[Math.floor((sides.length - 1) / 2)];
+    channels ??= seen.grey === seen.n ? 1 : 3;
+  }
+  const S = size!, C = channels!;
+  const pix = S * S * C;
+  const images = new Uint8Array(files.length * pix); // [n, S, S, C]
+  for (let k = 0; k < files.length; k++) {
+    const img = decodeImage(await readBytes(files[k]), files[k]);
+    if (!scanned) noteImage(seen, img);
+    convertInto(img, S, C, images.subarray(k * pix, (k + 1) * pix));
+  }
+  return { images, size: S, channels: C, seen };
+}
+
+function listAnd(items: string[]): string {
+  return items.length <= 1 ? items.join("") : `${items.slice(0, -1).join(", ")} and ${items.at(-1)}`;
+}
+
+/**
+ * One phrase for the `source` text: what the files were and what was done to them, e.g.
+ * "50 images (30 grey, 20 RGB) of 31x45, 20x20 and 40x33 px as 28x28 grey: 20 converted from RGB
+ * (luma), 35 centre-cropped, 50 resized".
+ */
+function describeImages(seen: SeenImages, size: number, channels: 1 | 3): string {
+  const { n, grey } = seen;
+  const colour = n - grey;
+  const kinds = colour === 0
+    ? `${n} grey image${n === 1 ? "" : "s"}`
+    : grey === 0
+    ? `${n} RGB image${n === 1 ? "" : "s"}`
+    : `${n} images (${grey} grey, ${colour} RGB)`;
+  const sizes = [...seen.sizes.entries()].sort((a, b) => b[1].count - a[1].count || (a[0] < b[0] ? -1 : 1));
+  let sizeText: string;
+  if (sizes.length <= 3) {
+    sizeText = listAnd(sizes.map(([k]) => k));
+  } else {
+    const byArea = [...sizes].sort((a, b) => a[1].width * a[1].height - b[1].width * b[1].height);
+    sizeText = `${sizes.length} sizes from ${byArea[0][0]} to ${byArea.at(-1)![0]}`;
+  }
+  let cropped = 0, resized = 0;
+  for (const s of seen.sizes.values()) {
+    if (s.width !== s.height) cropped += s.count;
+    if (Math.min(s.width, s.height) !== size) resized += s.count;
+  }
+  const actions: string[] = [];
+  if (channels === 1 && colour > 0) actions.push(`${colour} converted from RGB (luma)`);
+  if (channels === 3 && grey > 0) actions.push(`${grey} converted from grey (repeated)`);
+  if (cropped > 0) actions.push(`${cropped} centre-cropped`);
+  if (resized > 0) actions.push(`${resized} resized`);
+  const head = `${kinds} of ${sizeText} px as ${size}x${size} ${channels === 1 ? "grey" : "RGB"}`;
+  return actions.length > 0 ? `${head}: ${actions.join(", ")}` : `${head}, unchanged`;
 }
 
 /**
  * Every PNG/JPEG under `dir` (sub-folders included, sorted by path), centre-cropped and resized
  * like {@link loadImageFolder}, with the file names: for embedding a folder that has no classes.
- * Labels are 0.
+ * Labels are 0. `source` says what the files were and how they were converted.
  */
 export async function loadImageFiles(
   dir: string,
-  opts: ImageFolderOptions,
+  opts: ImageFolderOptions = {},
 ): Promise<{ dataset: ImageDataset; files: string[] }> {
-  const size = opts.size;
-  const channels = opts.channels ?? 3;
+  checkFolderOptions("loadImageFiles", opts.size, opts.channels);
   const files: string[] = [];
   const walk = async (d: string) => {
     for (const e of await listDir(d)) {
@@ -630,11 +753,7 @@ export async function loadImageFiles(
   if (files.length === 0) {
     throw new DataError(`${dir}: no .png/.jpg/.jpeg images found (sub-folders included)`);
   }
-  const pix = size * size * channels;
-  const images = new Uint8Array(files.length * pix);
-  for (let k = 0; k < files.length; k++) {
-    await readImageInto(files[k], size, channels, images.subarray(k * pix, (k + 1) * pix));
-  }
+  const { images, size, channels, seen } = await readImages(files, opts);
   return {
     dataset: {
       images,
@@ -644,17 +763,80 @@ export async function loadImageFiles(
       width: size,
       channels,
       classNames: ["(none)"],
-      source: `image files under ${dir} (${files.length} images, ${size}x${size}x${channels})`,
+      source: `image files under ${dir}: ${describeImages(seen, size, channels)}`,
     },
     files,
   };
+}
+
+/** The class sub-folders of `dir` (sorted) and their image files, with a label per file. */
+async function listClassFiles(
+  dir: string,
+): Promise<{ classNames: string[]; files: string[]; labels: Int32Array }> {
+  const classNames = (await listDir(dir)).filter((e) => e.isDirectory).map((e) => e.name);
+  if (classNames.length === 0) {
+    throw new DataError(
+      `${dir}: empty folder: expected one sub-folder of images per class, found none`,
+    );
+  }
+  const files: string[] = [];
+  const labels: number[] = [];
+  for (let c = 0; c < classNames.length; c++) {
+    const cls = classNames[c];
+    const found = (await listDir(join(dir, cls)))
+      .filter((e) => e.isFile && IMAGE_EXT.test(e.name))
+      .map((e) => join(dir, cls, e.name));
+    if (found.length === 0) {
+      throw new DataError(
+        `${join(dir, cls)}: empty folder: expected .png/.jpg/.jpeg images of class "${cls}", found none`,
+      );
+    }
+    for (const f of found) {
+      files.push(f);
+      labels.push(c);
+    }
+  }
+  return { classNames, files, labels: Int32Array.from(labels) };
+}
+
+/** A class folder (or several, read as one so they share size and channels) as datasets. */
+async function readClassFolders(
+  dirs: string[],
+  opts: ImageFolderOptions,
+): Promise<{ datasets: ImageDataset[]; description: string }> {
+  checkFolderOptions("loadImageFolder", opts.size, opts.channels);
+  const lists = [];
+  for (const d of dirs) lists.push(await listClassFiles(d));
+  const { images, size, channels, seen } = await readImages(lists.flatMap((l) => l.files), opts);
+  const pix = size * size * channels;
+  let start = 0;
+  const datasets = lists.map((l, i): ImageDataset => {
+    const n = l.files.length;
+    const ds = {
+      images: images.subarray(start * pix, (start + n) * pix), // [n, size, size, channels]
+      labels: l.labels,
+      n,
+      height: size,
+      width: size,
+      channels,
+      classNames: l.classNames,
+      source: `image folder ${
+        dirs[i]
+      } (${n} images, ${l.classNames.length} classes, ${size}x${size}x${channels})`,
+    };
+    start += n;
+    return ds;
+  });
+  return { datasets, description: describeImages(seen, size, channels) };
 }
 
 /**
  * Load a folder with one sub-folder per class (`dir/<class>/*.png|jpg|jpeg`, class names sorted
  * as torchvision's `ImageFolder` does). Each image is centre-cropped to a square, resized to
  * `size` x `size` with the antialiased bilinear filter of `lib/augment.ts`, and kept as grey or RGB
- * bytes. Hidden files and other extensions are skipped; an empty folder or class is an error.
+ * bytes: pass the model's `imageSize` and `channels` (see {@link ImageFolderOptions} for the
+ * defaults taken from the data). `source` says what the files were and what was done to them.
+ * Hidden files and other extensions are skipped; an empty folder or class is an error.
  *
  * @example
  * ```ts
@@ -671,59 +853,20 @@ export async function loadImageFiles(
  * if (ds.n !== 2 || ds.classNames.join() !== "cats,dogs" || ds.images.length !== 2 * 64) {
  *   throw new Error("bad folder load");
  * }
+ * if (!ds.source.endsWith("2 grey images of 4x6 px as 8x8 grey: 2 centre-cropped, 2 resized")) {
+ *   throw new Error(ds.source);
+ * }
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function loadImageFolder(
   dir: string,
-  opts: ImageFolderOptions,
+  opts: ImageFolderOptions = {},
 ): Promise<ImageDataset> {
-  const size = opts.size;
-  const channels = opts.channels ?? 3;
-  if (!Number.isInteger(size) || size < 1) {
-    throw new RangeError(`loadImageFolder: expected a positive integer size, got ${size}`);
-  }
-  if (channels !== 1 && channels !== 3) {
-    throw new RangeError(`loadImageFolder: expected channels 1 or 3, got ${channels}`);
-  }
-  const classDirs = (await listDir(dir)).filter((e) => e.isDirectory).map((e) => e.name);
-  if (classDirs.length === 0) {
-    throw new DataError(
-      `${dir}: empty folder: expected one sub-folder of images per class, found none`,
-    );
-  }
-  const perClass: string[][] = [];
-  for (const cls of classDirs) {
-    const files = (await listDir(join(dir, cls)))
-      .filter((e) => e.isFile && IMAGE_EXT.test(e.name))
-      .map((e) => join(dir, cls, e.name));
-    if (files.length === 0) {
-      throw new DataError(
-        `${join(dir, cls)}: empty folder: expected .png/.jpg/.jpeg images of class "${cls}", found none`,
-      );
-    }
-    perClass.push(files);
-  }
-  const n = perClass.reduce((a, f) => a + f.length, 0);
-  const pix = size * size * channels;
-  const images = new Uint8Array(n * pix); // [n, size, size, channels]
-  const labels = new Int32Array(n);
-  let k = 0;
-  for (let c = 0; c < perClass.length; c++) {
-    for (const file of perClass[c]) {
-      await readImageInto(file, size, channels, images.subarray(k * pix, (k + 1) * pix));
-      labels[k++] = c;
-    }
-  }
+  const { datasets: [ds], description } = await readClassFolders([dir], opts);
   return {
-    images,
-    labels,
-    n,
-    height: size,
-    width: size,
-    channels,
-    classNames: classDirs,
-    source: `image folder ${dir} (${n} images, ${classDirs.length} classes, ${size}x${size}x${channels})`,
+    ...ds,
+    source: `image folder ${dir} (${ds.n} images, ${ds.classNames.length} classes): ${description}`,
   };
 }
 
@@ -823,16 +966,85 @@ export async function loadFashionMnist(opts: FashionMnistOptions = {}): Promise<
   };
 }
 
-/** Options of {@link loadDataset}. */
+/**
+ * Options of {@link loadDataset}. Pass the model's `imageSize` and `channels` (as the tasks do) so
+ * the data comes in the way the model reads it, and `source` says what was converted.
+ */
 export interface LoadDatasetOptions {
-  /** Image folders only: output side in pixels (default 32). */
+  /**
+   * The model's image side. Image folders are centre-cropped and resized to it on loading (default:
+   * the median shorter side of the images). IDX and CIFAR keep their stored size (the trainer and
+   * the feature extractor resize each batch to the model's, from the full resolution); `source`
+   * notes it when the sizes differ.
+   */
   imageSize?: number;
-  /** Image folders only: 1 = grey, 3 = RGB (default 3). */
+  /**
+   * The model's channels, 1 = grey, 3 = RGB: images are converted to it (colour to grey by ITU-R
+   * 601 luma, grey to RGB by repetition), in every format. Default: image folders grey when every
+   * image is grey, else RGB; IDX and CIFAR as stored.
+   */
   channels?: 1 | 3;
   /** Fraction held out as the test set when a folder has no test split (default 0.2). */
   testFraction?: number;
   /** Seed of that hold-out draw (default 0). */
   seed?: number;
+}
+
+function channelName(c: number): string {
+  return c === 1 ? "grey" : c === 3 ? "RGB" : `${c}-channel`;
+}
+
+/** A copy of `ds` with grey repeated into RGB, or RGB turned into grey by ITU-R 601 luma. */
+function convertChannels(ds: ImageDataset, channels: 1 | 3): ImageDataset {
+  const C = ds.channels;
+  const px = ds.n * ds.height * ds.width;
+  const src = ds.images;
+  const images = new Uint8Array(px * channels); // [n, H, W, channels]
+  if (C === 1 && channels === 3) {
+    for (let p = 0; p < px; p++) images[3 * p] = images[3 * p + 1] = images[3 * p + 2] = src[p];
+  } else if (C === 3 && channels === 1) {
+    for (let p = 0; p < px; p++) {
+      images[p] = Math.round((src[3 * p] * 299 + src[3 * p + 1] * 587 + src[3 * p + 2] * 114) / 1000);
+    }
+  } else {
+    throw new DataError(`${ds.source}: cannot convert ${C} channels to ${channels}`);
+  }
+  return { ...ds, images, channels, source: `${ds.source}, as ${channelName(channels)}` };
+}
+
+/**
+ * IDX, CIFAR and Fashion-MNIST come at their stored shape: convert the channels to the model's
+ * when they differ (grey <-> RGB only; anything else is an error naming both), and say in `source`
+ * what was converted and that the size differs from the model's (batches are resized to it later).
+ */
+function fitStored(d: DatasetSplits, opts: LoadDatasetOptions): DatasetSplits {
+  const { height: H, width: W, channels: C } = d.train;
+  const want = opts.channels;
+  const S = opts.imageSize;
+  if (want !== undefined && want !== 1 && want !== 3) {
+    throw new RangeError(`loadDataset: expected channels 1 or 3, got ${want}`);
+  }
+  if (S !== undefined && (!Number.isInteger(S) || S < 1)) {
+    throw new RangeError(`loadDataset: expected a positive integer imageSize, got ${S}`);
+  }
+  const notes: string[] = [];
+  let { train, test } = d;
+  if (want !== undefined && want !== C) {
+    if (C !== 1 && C !== 3) {
+      throw new DataError(
+        `${d.source}: the images have ${C} channels and the model expects ${want}; ` +
+          `only grey (1) and RGB (3) convert into each other`,
+      );
+    }
+    train = convertChannels(train, want);
+    test = convertChannels(test, want);
+    notes.push(want === 1 ? "converted to grey (luma)" : "converted to RGB (grey repeated)");
+  }
+  if (S !== undefined && (H !== S || W !== S)) {
+    notes.push(`resized to the model's ${S}x${S} batch by batch`);
+  }
+  if (notes.length === 0) return d;
+  return { ...d, train, test, source: `${d.source}: ${H}x${W} ${channelName(C)}, ${notes.join(", ")}` };
 }
 
 /**
@@ -887,11 +1099,18 @@ export function splitHoldout(
  * batches, or an image folder (with `train/` and `test/` or `val/` sub-folders, or one folder of
  * classes split by {@link splitHoldout}).
  *
+ * For a model, pass its shape: `loadDataset(spec, { imageSize: cfg.imageSize, channels:
+ * cfg.channels })`. Image folders then come in at that size and channels, IDX and CIFAR with
+ * those channels, and `source` (one line) says what the images were and what was converted.
+ *
  * @example
  * ```ts
  * import { loadDataset } from "./data.ts";
  * const d = await loadDataset("fashion-mnist-subset");
  * if (d.full || d.train.n !== 10000) throw new Error(d.source);
+ * const rgb = await loadDataset("fashion-mnist-subset", { imageSize: 16, channels: 3 });
+ * if (rgb.train.channels !== 3 || !rgb.source.endsWith("28x28 grey, converted to RGB (grey repeated), " +
+ *   "resized to the model's 16x16 batch by batch")) throw new Error(rgb.source);
  * ```
  */
 export async function loadDataset(
@@ -900,10 +1119,12 @@ export async function loadDataset(
 ): Promise<DatasetSplits> {
   if (spec === undefined) {
     const env = envDataDir();
-    return env === undefined ? loadFashionMnist() : loadDataset(env, opts);
+    return env === undefined ? fitStored(await loadFashionMnist(), opts) : loadDataset(env, opts);
   }
-  if (spec === "fashion-mnist") return loadFashionMnist();
-  if (spec === "fashion-mnist-subset") return loadFashionMnist({ dir: shippedFashionMnistDir() });
+  if (spec === "fashion-mnist") return fitStored(await loadFashionMnist(), opts);
+  if (spec === "fashion-mnist-subset") {
+    return fitStored(await loadFashionMnist({ dir: shippedFashionMnistDir() }), opts);
+  }
   let st: Deno.FileInfo;
   try {
     st = await Deno.stat(spec);
@@ -926,7 +1147,7 @@ export async function loadDataset(
   // IDX (MNIST family)
   const idxTrain = await findIdxPair(dir, "train");
   if (idxTrain) {
-    if (/fashion/i.test(resolve(dir))) return loadFashionMnist({ dir });
+    if (/fashion/i.test(resolve(dir))) return fitStored(await loadFashionMnist({ dir }), opts);
     const classNames = await readNames(join(dir, "classes.txt"));
     const train = await loadIdx(idxTrain.images, idxTrain.labels, { classNames });
     const idxTest = await findIdxPair(dir, "test");
@@ -936,14 +1157,14 @@ export async function loadDataset(
         test: await loadIdx(idxTest.images, idxTest.labels, { classNames: train.classNames }),
       }
       : splitHoldout(train, fraction, seed);
-    return {
+    return fitStored({
       ...split,
       source:
         `IDX ${train.height}x${train.width}x${train.channels} (${split.train.n} train / ${split.test.n} test${
           idxTest ? "" : `, test held out with seed ${seed}`
         }) from ${dir}`,
       full: true,
-    };
+    }, opts);
   }
   // CIFAR binary
   const cifarTrain = await findCifarFiles(dir, "train");
@@ -953,19 +1174,21 @@ export async function loadDataset(
     const split = hasTest
       ? { train, test: await loadCifar(dir, { split: "test" }) }
       : splitHoldout(train, fraction, seed);
-    return {
+    return fitStored({
       ...split,
       source: `CIFAR-${cifarTrain.variant} (${split.train.n} train / ${split.test.n} test) from ${dir}`,
       full: true,
-    };
+    }, opts);
   }
-  // Image folder
-  const folderOpts = { size: opts.imageSize ?? 32, channels: opts.channels ?? 3 };
+  // Image folder: every image converted to the model's size and channels as it is read
+  const folderOpts: ImageFolderOptions = { size: opts.imageSize, channels: opts.channels };
   const subdirs = (await listDir(dir)).filter((e) => e.isDirectory).map((e) => e.name);
   const testName = subdirs.find((s) => s === "test") ?? subdirs.find((s) => s === "val");
   if (subdirs.includes("train") && testName) {
-    const train = await loadImageFolder(join(dir, "train"), folderOpts);
-    const test = await loadImageFolder(join(dir, testName), folderOpts);
+    const { datasets: [train, test], description } = await readClassFolders(
+      [join(dir, "train"), join(dir, testName)],
+      folderOpts,
+    );
     if (test.classNames.join("\n") !== train.classNames.join("\n")) {
       throw new DataError(
         `${join(dir, testName)}: expected the same class folders as train/ (${
@@ -976,7 +1199,7 @@ export async function loadDataset(
     return {
       train,
       test,
-      source: `image folder (${train.n} train / ${test.n} test) from ${dir}`,
+      source: `image folder (${train.n} train / ${test.n} test) from ${dir}: ${description}`,
       full: true,
     };
   }
@@ -986,12 +1209,12 @@ export async function loadDataset(
         `(data_batch_N.bin / train.bin) or one sub-folder of images per class; found none of these`,
     );
   }
-  const all = await loadImageFolder(dir, folderOpts);
+  const { datasets: [all], description } = await readClassFolders([dir], folderOpts);
   const split = splitHoldout(all, fraction, seed);
   return {
     ...split,
-    source:
-      `image folder (${split.train.n} train / ${split.test.n} test held out with seed ${seed}) from ${dir}`,
+    source: `image folder (${split.train.n} train / ${split.test.n} test held out with seed ${seed}) ` +
+      `from ${dir}: ${description}`,
     full: true,
   };
 }

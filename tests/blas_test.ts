@@ -659,8 +659,8 @@ Deno.test("blas: blasAdvice measures the stock kernel when no library was found,
   const line = await blasAdvice({ enabled: false, reason: "off: no BLAS library found (x)", backends: [] });
   assert.match(line ?? "", /stock wasm kernel: \d+ GFLOP\/s here \(measured now\)/);
   const gflops = Number(line!.match(/kernel: (\d+) GFLOP/)![1]);
-  assert.ok(gflops > 0 && gflops < 2000, line);
-  assert.ok(line!.includes(`${MAIN_JOB_MINUTES.withoutBlas} min without BLAS`), line);
+  assert.ok(gflops > 0 && gflops < 2000, line!);
+  assert.ok(line!.includes(`${MAIN_JOB_MINUTES.withoutBlas} min without BLAS`), line!);
   for (const reason of ["off: IJEPA_BLAS=off", "off: disabled by the caller"]) {
     assert.equal(await blasAdvice({ enabled: false, reason, backends: [] }), undefined, reason);
   }

@@ -436,6 +436,152 @@ Deno.test("image folder with train/ and test/ through loadDataset", async () => 
   await Deno.remove(dir, { recursive: true });
 });
 
+/** A PNG whose pixels come from `pixel(x, y)`; colour type 0 (grey) or 2 (RGB) in the file. */
+async function writePatternPng(
+  path: string,
+  w: number,
+  h: number,
+  pixel: (x: number, y: number) => [number, number, number],
+  colorType: 0 | 2,
+): Promise<void> {
+  const png = new PNG({ width: w, height: h });
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) png.data.set([...pixel(x, y), 255], (y * w + x) * 4);
+  }
+  await Deno.writeFile(path, PNG.sync.write(png, { colorType }));
+}
+
+Deno.test("image folder at the model's shape: grey <-> RGB, centre crop, resize, said in source", async () => {
+  const dir = await tempDir();
+  await Deno.mkdir(join(dir, "a"));
+  await Deno.mkdir(join(dir, "b"));
+  // a/left.png: a grey file 31 wide, 45 tall, bright on its left half
+  await writePatternPng(
+    join(dir, "a", "left.png"),
+    31,
+    45,
+    (x) => x < 16 ? [200, 200, 200] : [20, 20, 20],
+    0,
+  );
+  // b/colour.png: one colour; b/greyish.png: an RGB file whose pixels are all grey (counts as grey)
+  await writePatternPng(join(dir, "b", "colour.png"), 20, 20, () => [200, 40, 10], 2);
+  await writePatternPng(join(dir, "b", "greyish.png"), 20, 20, (x, y) => {
+    const v = (x * 13 + y * 7) % 256;
+    return [v, v, v];
+  }, 2);
+  const px = (ds: ImageDataset, i: number, y: number, x: number) => {
+    const o = ((i * ds.height + y) * ds.width + x) * ds.channels;
+    return Array.from(ds.images.subarray(o, o + ds.channels));
+  };
+
+  const grey = await loadImageFolder(dir, { size: 8, channels: 1 });
+  assert.deepEqual([grey.n, grey.height, grey.width, grey.channels], [3, 8, 8, 1]);
+  // centre crop 31x31 keeps the whole width: bright left, dark right
+  assert.ok(Math.abs(px(grey, 0, 4, 0)[0] - 200) <= 1, `left ${px(grey, 0, 4, 0)}`);
+  assert.ok(Math.abs(px(grey, 0, 4, 7)[0] - 20) <= 1, `right ${px(grey, 0, 4, 7)}`);
+  assert.deepEqual(px(grey, 1, 3, 3), [Math.round((200 * 299 + 40 * 587 + 10 * 114) / 1000)]); // luma 84
+  const said = "3 images (2 grey, 1 RGB) of 20x20 and 31x45 px as 8x8 grey: 1 converted from RGB (luma), " +
+    "1 centre-cropped, 3 resized";
+  assert.equal(grey.source, `image folder ${dir} (3 images, 2 classes): ${said}`);
+
+  const rgb = await loadImageFolder(dir, { size: 20, channels: 3 });
+  assert.deepEqual([rgb.height, rgb.channels], [20, 3]);
+  for (let p = 0; p < 20 * 20; p++) {
+    const [r, g, b] = rgb.images.subarray(p * 3, p * 3 + 3);
+    assert.ok(r === g && g === b, `grey repeated to RGB at pixel ${p}: ${r},${g},${b}`);
+  }
+  assert.deepEqual(px(rgb, 1, 5, 5), [200, 40, 10]); // 20x20 at 20: exact
+  assert.deepEqual(px(rgb, 2, 3, 2), [
+    (2 * 13 + 3 * 7) % 256,
+    (2 * 13 + 3 * 7) % 256,
+    (2 * 13 + 3 * 7) % 256,
+  ]);
+  assert.match(rgb.source, /as 20x20 RGB: 2 converted from grey \(repeated\), 1 centre-cropped, 1 resized$/);
+
+  // the defaults come from the data: RGB when any image has colour, the median shorter side (20)
+  const auto = await loadImageFolder(dir);
+  assert.deepEqual([auto.height, auto.channels], [20, 3]);
+  // and the folder through loadDataset, as the tasks read it (hold-out split, the same phrase)
+  const d = await loadDataset(dir, { imageSize: 8, channels: 1 });
+  assert.equal(d.train.channels, 1);
+  assert.equal(d.test.height, 8);
+  assert.ok(d.source.endsWith(`from ${dir}: ${said}`), d.source);
+
+  // all grey: the defaults give grey; images already at the size are left unchanged
+  await Deno.remove(join(dir, "b", "colour.png"));
+  const plain = await loadImageFolder(join(dir), { size: 20, channels: 1 });
+  assert.match(
+    plain.source,
+    /: 2 grey images of 20x20 and 31x45 px as 20x20 grey: 1 centre-cropped, 1 resized$/,
+  );
+  assert.equal((await loadImageFolder(dir)).channels, 1);
+  await Deno.remove(join(dir, "a"), { recursive: true });
+  await Deno.mkdir(join(dir, "a"));
+  await Deno.copyFile(join(dir, "b", "greyish.png"), join(dir, "a", "copy.png"));
+  const same = await loadImageFolder(dir, { size: 20, channels: 1 });
+  assert.match(same.source, /: 2 grey images of 20x20 px as 20x20 grey, unchanged$/);
+  await assert.rejects(
+    loadImageFolder(dir, { size: 0 }),
+    /loadImageFolder: expected a positive integer size/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("IDX and CIFAR at the model's shape: channels converted, size noted, others refused", async () => {
+  const dir = await tempDir();
+  const idxDir = join(dir, "digits");
+  await Deno.mkdir(idxDir);
+  const n = 10;
+  const pixels = Uint8Array.from({ length: n * 4 }, (_, i) => i * 5);
+  await Deno.writeFile(join(idxDir, "train-images-idx3-ubyte"), encodeIdx(pixels, [n, 2, 2]));
+  await Deno.writeFile(
+    join(idxDir, "train-labels-idx1-ubyte"),
+    encodeIdx(Uint8Array.from({ length: n }, (_, i) => i % 2), [n]),
+  );
+  const plain = await loadDataset(idxDir, { imageSize: 2, channels: 1 });
+  assert.match(plain.source, /^IDX 2x2x1 \(8 train \/ 2 test, test held out with seed 0\) from \S+$/);
+  const rgb = await loadDataset(idxDir, { imageSize: 2, channels: 3 });
+  assert.equal(rgb.train.channels, 3);
+  assert.equal(rgb.test.channels, 3);
+  assert.deepEqual(Array.from(rgb.train.images.subarray(0, 6)), [0, 0, 0, 5, 5, 5]);
+  assert.ok(rgb.source.endsWith(`from ${idxDir}: 2x2 grey, converted to RGB (grey repeated)`), rgb.source);
+  const big = await loadDataset(idxDir, { imageSize: 4, channels: 1 });
+  assert.equal(big.train.height, 2); // stored size kept: batches are resized to the model's
+  assert.ok(big.source.endsWith(": 2x2 grey, resized to the model's 4x4 batch by batch"), big.source);
+
+  // CIFAR (RGB) for a grey model: luma
+  const cifarDir = join(dir, "cifar-10-batches-bin");
+  await Deno.mkdir(cifarDir);
+  const rec = new Uint8Array(3073);
+  [10, 20, 30].forEach((v, ch) => rec.fill(v, 1 + ch * 1024, 1 + (ch + 1) * 1024));
+  await Deno.writeFile(join(cifarDir, "data_batch_1.bin"), rec);
+  await Deno.writeFile(join(cifarDir, "test_batch.bin"), rec);
+  const cifar = await loadDataset(cifarDir, { imageSize: 16, channels: 1 });
+  assert.deepEqual([cifar.train.channels, cifar.train.height], [1, 32]);
+  assert.equal(cifar.train.images[0], Math.round((10 * 299 + 20 * 587 + 30 * 114) / 1000));
+  assert.ok(
+    cifar.source.endsWith(
+      ": 32x32 RGB, converted to grey (luma), resized to the model's 16x16 batch by batch",
+    ),
+    cifar.source,
+  );
+
+  // two channels convert to nothing: a clear error naming both
+  const twoDir = join(dir, "two");
+  await Deno.mkdir(twoDir);
+  await Deno.writeFile(
+    join(twoDir, "train-images-idx3-ubyte"),
+    encodeIdx(new Uint8Array(n * 8), [n, 2, 2, 2]),
+  );
+  await Deno.copyFile(join(idxDir, "train-labels-idx1-ubyte"), join(twoDir, "train-labels-idx1-ubyte"));
+  await rejectsWith(
+    loadDataset(twoDir, { channels: 1 }),
+    "the images have 2 channels and the model expects 1",
+    "only grey (1) and RGB (3)",
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
 // ---------------------------------------------------------------------------------------------
 // Augmentation
 

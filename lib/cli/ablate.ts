@@ -5,7 +5,7 @@
  */
 import { formatSummary, runStudy, STUDIES, type Study, summarise } from "../ablate.ts";
 import { setBackend } from "../backend.ts";
-import { type ModelConfig, PRESET_NAMES } from "../config.ts";
+import { type ModelConfig, modelConfig, PRESET_NAMES } from "../config.ts";
 import { loadDataset } from "../data.ts";
 import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
 
@@ -55,9 +55,15 @@ async function main(args: string[]) {
   const f = parseFlags(args, SPEC);
   const json = Boolean(f.json);
   await setBackend(f.backend as string | undefined, { quiet: json });
-  const data = await loadDataset(f.data as string | undefined);
   const study = f.study as Study;
   const preset = f.preset as string;
+  const model = parseModelSettings((f.model as string | undefined) ?? "");
+  // Image folders come in at the arms' size and channels.
+  const shape = { ...modelConfig(preset), ...model };
+  const data = await loadDataset(f.data as string | undefined, {
+    imageSize: shape.imageSize,
+    channels: shape.channels as 1 | 3,
+  });
   const out = (f.out as string | undefined) ?? `runs/ablate-${study}-${preset}`;
   const log = json ? () => {} : (l: string) => console.error(l);
   log(`data: ${data.source}\nstudy ${study}, preset ${preset}, results in ${out}/results.json`);
@@ -67,7 +73,7 @@ async function main(args: string[]) {
     steps: f.steps as number | undefined,
     seeds: f.seeds as number,
     probeSeeds: f["probe-seeds"] as number,
-    model: parseModelSettings((f.model as string | undefined) ?? ""),
+    model,
     data,
     outDir: out,
     log,

@@ -4,9 +4,10 @@
  * checkpoint (.pth.tar); FEATURES is `.safetensors` (features plus the file names in its metadata)
  * or `.npy` (with the names in FEATURES.files.txt).
  *
- * Preprocessing: each image is centre-cropped to a square and resized to the model's size. Our
- * weights carry their input normalisation; official checkpoints get the official one (ImageNet mean
- * and std, grey images repeated to 3 channels).
+ * Preprocessing: each image is centre-cropped to a square, resized to the model's size and
+ * converted to its channels (grey repeated to RGB, colour to grey by luma; the `data:` line says
+ * what was done). Our weights carry their input normalisation; official checkpoints get the
+ * official one (ImageNet mean and std).
  *
  * @module
  */
@@ -82,11 +83,13 @@ async function main(args: string[]) {
   }
   const loadSeconds = (performance.now() - t0) / 1000;
   const cfg = model.cfg;
-  // grey images are repeated to 3 channels for RGB models (the official preprocessing)
+  // at the model's size and channels: grey images repeated to 3 channels for RGB models (the
+  // official preprocessing), colour ones turned grey (luma) for grey models
   const { dataset, files } = await loadImageFiles(f.data as string, {
     size: cfg.imageSize,
     channels: cfg.channels === 1 ? 1 : 3,
   });
+  if (!json) console.error(`data: ${dataset.source}`);
   const N = dataset.n, D = cfg.width, P = cfg.numPatches;
   const per = f.tokens ? P * D : D;
   const features = new Float32Array(N * per);

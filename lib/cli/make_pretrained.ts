@@ -160,7 +160,10 @@ async function main(args: string[]) {
   const probes: CardProbe[] = [];
   const seen = new Set<string>();
   for (const spec of dataSpecs) {
-    const data = await loadDataset(spec);
+    const data = await loadDataset(spec, {
+      imageSize: shipped.model.cfg.imageSize,
+      channels: shipped.model.cfg.channels as 1 | 3,
+    });
     if (seen.has(data.source)) continue; // the default found no full set: the subset once
     seen.add(data.source);
     console.error(`probing on ${data.source}`);

@@ -5,11 +5,19 @@
  * @module
  */
 import { setBackend } from "../backend.ts";
-import { PRESET_NAMES, presetOf } from "../config.ts";
-import { loadDataset } from "../data.ts";
+import { blasAdvice } from "../blas.ts";
+import { modelConfig, PRESET_NAMES, presetOf } from "../config.ts";
+import { type DatasetSplits, loadDataset } from "../data.ts";
 import { IJEPA } from "../ijepa.ts";
 import { recipe } from "../recipes.ts";
-import { CHECKPOINT_FILE, EMATrainer, type StepInfo, TRAINER_DEFAULTS } from "../trainer.ts";
+import {
+  CHECKPOINT_FILE,
+  EMATrainer,
+  type FitResult,
+  METRICS_FILE,
+  type StepInfo,
+  TRAINER_DEFAULTS,
+} from "../trainer.ts";
 import { saveModel } from "../weights.ts";
 import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
 
@@ -30,7 +38,8 @@ const SPEC: CliSpec = {
     },
     data: {
       type: "string",
-      help: "data folder: IDX, CIFAR binary, or image folders (default Fashion-MNIST)",
+      help: "data folder: IDX, CIFAR binary, or image folders, read at the model's size and channels " +
+        "(default Fashion-MNIST)",
     },
     out: {
       type: "string",
@@ -76,6 +85,17 @@ function progress(json: boolean) {
   };
 }
 
+/** The first and last loss of a run folder's metrics.jsonl, if it can be read. */
+async function runLosses(outDir: string): Promise<{ first: number; last: number } | undefined> {
+  try {
+    const lines = (await Deno.readTextFile(`${outDir}/${METRICS_FILE}`)).trim().split("\n");
+    const first = JSON.parse(lines[0]).loss, last = JSON.parse(lines[lines.length - 1]).loss;
+    return typeof first === "number" && typeof last === "number" ? { first, last } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function main(args: string[]) {
   const f = parseFlags(args, SPEC);
   if (f.steps !== undefined && f.epochs !== undefined) {
@@ -83,11 +103,22 @@ async function main(args: string[]) {
   }
   const json = Boolean(f.json);
   const info = await setBackend(f.backend as string | undefined, { quiet: json });
-  const data = await loadDataset(f.data as string | undefined);
-  if (!json) console.error(`data: ${data.source}`);
+  // Up front, before minutes of training: what running without a BLAS library costs here.
+  const advice = !json && info.blas ? await blasAdvice(info.blas) : undefined;
+  if (advice) console.error(advice);
+  // The data comes in at the model's size and channels, so the model is settled first.
+  const loadData = async (cfg: { imageSize: number; channels: number }) => {
+    const d = await loadDataset(f.data as string | undefined, {
+      imageSize: cfg.imageSize,
+      channels: cfg.channels as 1 | 3,
+    });
+    if (!json) console.error(`data: ${d.source}`);
+    return d;
+  };
 
   let trainer: EMATrainer;
   let model: IJEPA;
+  let data: DatasetSplits;
   let outDir = f.out as string | undefined;
   if (f.resume) {
     if (!outDir) throw new UsageError("pretrain: --resume needs --out DIR (the run folder to continue)");
@@ -100,8 +131,10 @@ async function main(args: string[]) {
     trainer = await EMATrainer.resume(path, { outDir });
     model = trainer.model;
     if (!json) console.error(`resuming ${path} at step ${trainer.step}/${trainer.options.steps}`);
+    data = await loadData(model.cfg);
   } else {
     const preset = f.preset as string;
+    data = await loadData(modelConfig(preset));
     const batchSize = (f.batch as number | undefined) ?? recipe(preset).batchSize;
     let steps = f.steps as number | undefined;
     if (f.epochs !== undefined) {
@@ -141,25 +174,30 @@ async function main(args: string[]) {
     }
   }
 
-  const abort = new AbortController();
-  const onSigint = () => {
-    if (!json) console.error("\ninterrupted: saving a checkpoint before exiting (Ctrl-C again to force)");
-    if (abort.signal.aborted) Deno.exit(130);
-    abort.abort();
-  };
-  Deno.addSignalListener("SIGINT", onSigint);
-  const bar = progress(json);
-  let result;
-  try {
-    result = await trainer.fit(data.train, { onStep: (s) => bar.step(s), signal: abort.signal });
-  } finally {
-    Deno.removeSignalListener("SIGINT", onSigint);
-  }
-  if (result.interrupted) {
-    console.error(
-      `stopped at step ${result.step}; checkpoint ${result.checkpoint}. Continue with: deno task pretrain --resume --out ${outDir}`,
-    );
-    Deno.exit(130);
+  const startStep = trainer.step;
+  const finished = startStep >= trainer.options.steps;
+  let result: FitResult | undefined;
+  if (!finished) {
+    const abort = new AbortController();
+    const onSigint = () => {
+      if (!json) console.error("\ninterrupted: saving a checkpoint before exiting (Ctrl-C again to force)");
+      if (abort.signal.aborted) Deno.exit(130);
+      abort.abort();
+    };
+    Deno.addSignalListener("SIGINT", onSigint);
+    const bar = progress(json);
+    try {
+      result = await trainer.fit(data.train, { onStep: (s) => bar.step(s), signal: abort.signal });
+    } finally {
+      Deno.removeSignalListener("SIGINT", onSigint);
+    }
+    if (result.interrupted) {
+      console.error(
+        `stopped at step ${result.step}; checkpoint ${result.checkpoint}. Continue with: deno task pretrain --resume --out ${outDir}` +
+          (f.data !== undefined ? ` --data ${f.data}` : ""),
+      );
+      Deno.exit(130);
+    }
   }
   const weights = `${outDir}/final.safetensors`;
   await saveModel(model, weights, {
@@ -172,23 +210,48 @@ async function main(args: string[]) {
     mean: trainer.stats?.mean,
     std: trainer.stats?.std,
   }, { parts: ["encoder", "target_encoder", "predictor"] });
-  const losses = result.losses;
   const summary: Record<string, unknown> = {
     backend: info.name,
     blas: info.blas?.enabled ?? false,
     data: data.source,
     steps: trainer.step,
-    seconds: Number(result.seconds.toFixed(1)),
-    imgPerSec: Number(((losses.length * trainer.options.batchSize) / result.seconds).toFixed(2)),
-    firstLoss: losses[0],
-    lastLoss: losses[losses.length - 1],
     weights,
   };
-  if (!json) {
-    console.log(
-      `trained ${trainer.step} steps in ${summary.seconds} s (${summary.imgPerSec} img/s on ${info.name}); ` +
-        `loss ${losses[0]?.toFixed(4)} -> ${losses[losses.length - 1]?.toFixed(4)}; weights ${weights}`,
-    );
+  if (result) {
+    const losses = result.losses;
+    const trained = trainer.step - startStep;
+    Object.assign(summary, {
+      seconds: Number(result.seconds.toFixed(1)),
+      imgPerSec: Number(((losses.length * trainer.options.batchSize) / result.seconds).toFixed(2)),
+      firstLoss: losses[0],
+      lastLoss: losses[losses.length - 1],
+    });
+    if (!json) {
+      const what = startStep > 0
+        ? `trained steps ${startStep + 1}-${trainer.step} (${trained} more)`
+        : `trained ${trainer.step} steps`;
+      console.log(
+        `${what} in ${summary.seconds} s (${summary.imgPerSec} img/s on ${info.name}); ` +
+          `loss ${losses[0].toFixed(4)} -> ${losses[losses.length - 1].toFixed(4)}; weights ${weights}`,
+      );
+    }
+  } else {
+    // Resuming a run that had already reached its last step: nothing to train.
+    const run = await runLosses(outDir!);
+    Object.assign(summary, {
+      alreadyFinished: true,
+      seconds: 0,
+      imgPerSec: null,
+      firstLoss: run?.first ?? null,
+      lastLoss: run?.last ?? null,
+    });
+    if (!json) {
+      console.log(
+        `the run in ${outDir} had already finished at step ${trainer.step}/${trainer.options.steps}: nothing to train` +
+          (run ? `; its loss went ${run.first.toFixed(4)} -> ${run.last.toFixed(4)} (${METRICS_FILE})` : "") +
+          `; weights ${weights}`,
+      );
+    }
   }
   if (f.probe) {
     const { runAfterPretrain } = await import("./probe.ts");

@@ -57,8 +57,10 @@ const SPEC: CliSpec = {
     },
     data: {
       type: "string",
-      help: "dataset directory, fashion-mnist or fashion-mnist-subset (default: IJEPA_DATA, else the " +
-        "installed Fashion-MNIST, else the shipped subset)",
+      help:
+        "dataset directory (IDX, CIFAR binary or image folders, read at the model's size and channels), " +
+        "fashion-mnist or fashion-mnist-subset (default: IJEPA_DATA, else the installed Fashion-MNIST, " +
+        "else the shipped subset)",
     },
     shots: { type: "string", default: "1,5,10,50", help: "n-shot settings, labelled images per class" },
     seeds: { type: "int", default: 3, help: "label draws per low-shot setting (spread = std over them)" },
@@ -259,7 +261,7 @@ export async function runAfterPretrain(input: unknown): Promise<ProbeTable> {
 /** The task's entry point (exported for tests; `deno task probe` runs it through `runMain`). */
 export async function main(args: string[]): Promise<void> {
   const f = parseFlags(args, SPEC);
-  const shots = parseShots(f.shots as string);
+  let shots = parseShots(f.shots as string);
   const readouts = parseReadouts(f.readout as string);
   const seeds = f.seeds as number, seed = f.seed as number, k = f.k as number;
   const batchSize = f["batch-size"] as number;
@@ -290,13 +292,6 @@ export async function main(args: string[]): Promise<void> {
   const backend = await setBackend(f.backend as string | undefined, { quiet: true });
   log(backend.line);
 
-  const data = await loadDataset(f.data as string | undefined);
-  log(data.source);
-  let train = data.train, test = data.test;
-  if (f.pool !== undefined) train = shrink(train, f.pool as number, "pool", 1);
-  if (f["test-size"] !== undefined) test = shrink(test, f["test-size"] as number, "test-size", 2);
-  const shrunk = train !== data.train || test !== data.test;
-
   let weights: LoadedWeights | undefined;
   let random: VisionTransformer | undefined;
   try {
@@ -307,6 +302,30 @@ export async function main(args: string[]): Promise<void> {
       }
     }
     const cfg = weights?.cfg ?? modelConfig((f.preset as string | undefined) ?? "quick");
+    // the images come in at the model's size and channels (image folders converted, said on this line)
+    const data = await loadDataset(f.data as string | undefined, {
+      imageSize: cfg.imageSize,
+      channels: cfg.channels as 1 | 3,
+    });
+    log(`data: ${data.source}`);
+    let train = data.train, test = data.test;
+    if (f.pool !== undefined) train = shrink(train, f.pool as number, "pool", 1);
+    if (f["test-size"] !== undefined) test = shrink(test, f["test-size"] as number, "test-size", 2);
+    const shrunk = train !== data.train || test !== data.test;
+    if (!args.some((a) => a === "--shots" || a.startsWith("--shots="))) {
+      // the default settings, on a small pool (a folder of your own images): keep those that fit
+      const counts = new Array<number>(train.classNames.length).fill(0);
+      for (const c of train.labels) counts[c]++;
+      const smallest = Math.min(...counts);
+      const dropped = shots.filter((s) => s > smallest);
+      if (dropped.length > 0) {
+        shots = shots.filter((s) => s <= smallest);
+        log(
+          `shots: ${dropped.map((s) => `${s}-shot`).join(", ")} left out: the pool's smallest class has ` +
+            `${smallest} images (--shots to choose)`,
+        );
+      }
+    }
     if (train.channels !== cfg.channels) {
       throw new UsageError(
         `probe: the model expects ${cfg.channels}-channel images, the dataset has ${train.channels} (${data.source})`,

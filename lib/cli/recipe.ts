@@ -7,7 +7,7 @@
  * @module
  */
 import { setBackend } from "../backend.ts";
-import type { ModelConfig } from "../config.ts";
+import { type ModelConfig, modelConfig } from "../config.ts";
 import { loadDataset } from "../data.ts";
 import { IJEPA } from "../ijepa.ts";
 import { dataName } from "../pretrained.ts";
@@ -102,7 +102,11 @@ async function main(args: string[]) {
   }
   const json = Boolean(f.json);
   await setBackend(f.backend as string | undefined, { quiet: json });
-  const data = await loadDataset(f.data as string);
+  const quick = modelConfig("quick"); // every configuration trains the quick preset's shape
+  const data = await loadDataset(f.data as string, {
+    imageSize: quick.imageSize,
+    channels: quick.channels as 1 | 3,
+  });
   const log = json ? () => {} : (l: string) => console.error(l);
   log(`data: ${data.source}`);
   const steps = f.steps as number;
