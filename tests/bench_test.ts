@@ -60,24 +60,32 @@ Deno.test("bench: --vs-torch tries each OpenBLAS build here, unless the environm
     }
   });
   const setups = torchSetups(2, none);
-  const builds = present.length ? present.map((b) => `openblas-${b}`) : ["system BLAS"];
+  const waits = ["OpenMP default wait", "passive wait"];
+  const tails = ["1 BLAS thread", "2 BLAS threads"].flatMap((t) => waits.map((w) => `${t}, ${w}`));
   assertEquals(
     setups.map((s) => s.name),
-    builds.flatMap((b) => [`${b}, 1 BLAS thread`, `${b}, 2 BLAS threads`]),
+    present.length ? present.flatMap((b) => tails.map((t) => `openblas-${b}, ${t}`)) : tails,
   );
   for (const s of setups) {
-    assertEquals(s.env.OMP_WAIT_POLICY, "passive");
-    assert(["1", "2"].includes(s.env.OPENBLAS_NUM_THREADS), JSON.stringify(s.env));
+    assertEquals(s.env.OMP_WAIT_POLICY, s.name.includes("passive") ? "passive" : undefined);
+    assertEquals(s.env.OPENBLAS_NUM_THREADS, s.name.includes("1 BLAS thread") ? "1" : "2");
     if (present.length) assert(s.env.LD_LIBRARY_PATH.endsWith(s.name.split(",")[0]), JSON.stringify(s));
   }
-  // one core: one thread setting per build
-  assertEquals(torchSetups(1, none).length, builds.length);
-  // a user's own LD_LIBRARY_PATH or OPENBLAS_NUM_THREADS is kept as the only setup
-  for (const key of ["LD_LIBRARY_PATH", "OPENBLAS_NUM_THREADS"]) {
-    const mine = torchSetups(2, (k) => (k === key ? "x" : undefined));
-    assertEquals(mine.map((s) => s.name), ["as configured by the environment"]);
-    assertEquals(mine[0].env, { OMP_WAIT_POLICY: "passive" });
-  }
+  // one core: one thread setting
+  assertEquals(torchSetups(1, none).length, setups.length / 2);
+  // what the user set is kept and not varied
+  const mine = torchSetups(2, (k) => (k === "OPENBLAS_NUM_THREADS" ? "4" : undefined));
+  assert(mine.every((s) => s.env.OPENBLAS_NUM_THREADS === undefined && !s.name.includes("BLAS thread")));
+  assertEquals(mine.length, setups.length / 2);
+  const all = torchSetups(
+    2,
+    (
+      k,
+    ) => (k === "OMP_WAIT_POLICY" || k === "OPENBLAS_NUM_THREADS" || k === "LD_LIBRARY_PATH"
+      ? "x"
+      : undefined),
+  );
+  assertEquals(all, [{ name: "as configured by the environment", env: {} }]);
   assertThrows(() => parseBenchFlags(["--official", "/tmp"]), Error, "--official needs --vs-torch");
   assertThrows(
     () => parseBenchFlags(["--vs-torch", "--official", "/no/such/dir"]),

@@ -423,41 +423,43 @@ export interface TorchSetup {
  * The ways of running PyTorch worth trying on this machine, so that the comparison is against
  * PyTorch at its best. Debian's torch calls libblas.so.3, which `update-alternatives` points at one
  * OpenBLAS build; the others are reached by putting their folder first on LD_LIBRARY_PATH. Measured
- * here (2 cores, the reference step): the OpenMP build 418-420 ms, the pthreads build 668-929 ms,
+ * here (2 cores, the reference step): the OpenMP build 418-578 ms, the pthreads build 668-929 ms,
  * so the choice matters. Each build is tried with one BLAS thread (inside torch's own parallel
- * regions) and with one per core. When the user set LD_LIBRARY_PATH or OPENBLAS_NUM_THREADS, that
- * choice is kept and is the only setup.
+ * regions) and with one per core, and with libgomp's default (spinning) wait policy and passive
+ * waiting (spinning threads collapse when another process shares the cores: a step took 7.4 s
+ * instead of 0.87 s here). What the user set in the environment (LD_LIBRARY_PATH,
+ * OPENBLAS_NUM_THREADS, OMP_WAIT_POLICY) is kept and not varied.
  */
 export function torchSetups(cores: number, getEnv = (k: string) => Deno.env.get(k)): TorchSetup[] {
-  const base: Record<string, string> = {};
-  // Spinning OpenMP threads collapse when another process shares the cores (a step took 7.4 s
-  // instead of 0.87 s here); passive waiting costs little on an idle machine.
-  if (!getEnv("OMP_WAIT_POLICY")) base.OMP_WAIT_POLICY = "passive";
-  if (getEnv("LD_LIBRARY_PATH") !== undefined || getEnv("OPENBLAS_NUM_THREADS") !== undefined) {
-    return [{ name: "as configured by the environment", env: base }];
-  }
+  type Choice = { name: string; env: Record<string, string> };
+  const mine = (k: string) => getEnv(k) !== undefined;
   const triplet = `${Deno.build.arch}-linux-gnu`;
-  const builds = ["openmp", "pthread"].flatMap((b) => {
+  const builds: Choice[] = mine("LD_LIBRARY_PATH") ? [] : ["openmp", "pthread"].flatMap((b) => {
     const dir = `/usr/lib/${triplet}/openblas-${b}`;
     try {
-      return Deno.statSync(`${dir}/libblas.so.3`).isFile ? [{ build: b, dir }] : [];
+      return Deno.statSync(`${dir}/libblas.so.3`).isFile
+        ? [{ name: `openblas-${b}`, env: { LD_LIBRARY_PATH: dir } }]
+        : [];
     } catch {
       return [];
     }
   });
-  const threads = [...new Set([1, cores])];
-  if (builds.length === 0) {
-    return threads.map((t) => ({
-      name: `system BLAS, ${t} BLAS thread${t > 1 ? "s" : ""}`,
-      env: { ...base, OPENBLAS_NUM_THREADS: String(t) },
-    }));
+  const threads: Choice[] = mine("OPENBLAS_NUM_THREADS") ? [] : [...new Set([1, cores])].map((t) => ({
+    name: `${t} BLAS thread${t > 1 ? "s" : ""}`,
+    env: { OPENBLAS_NUM_THREADS: String(t) },
+  }));
+  const waits: Choice[] = mine("OMP_WAIT_POLICY") ? [] : [{ name: "OpenMP default wait", env: {} }, {
+    name: "passive wait",
+    env: { OMP_WAIT_POLICY: "passive" },
+  }];
+  let out: Choice[] = [{ name: "", env: {} }];
+  for (const axis of [builds, threads, waits]) {
+    if (axis.length === 0) continue;
+    out = out.flatMap((a) =>
+      axis.map((b) => ({ name: a.name ? `${a.name}, ${b.name}` : b.name, env: { ...a.env, ...b.env } }))
+    );
   }
-  return builds.flatMap(({ build, dir }) =>
-    threads.map((t) => ({
-      name: `openblas-${build}, ${t} BLAS thread${t > 1 ? "s" : ""}`,
-      env: { ...base, LD_LIBRARY_PATH: dir, OPENBLAS_NUM_THREADS: String(t) },
-    }))
-  );
+  return out.map((c) => ({ name: c.name || "as configured by the environment", env: c.env }));
 }
 
 async function torchAvailable(python: string): Promise<string | undefined> {
@@ -563,25 +565,23 @@ async function runTorch(o: BenchOptions, masks: MaskBatch[], run: TorchRun): Pro
 }
 
 /**
- * PyTorch at its best here: every setup of {@link torchSetups} on a short run (1 warm-up, 2 timed
- * steps), then the fastest on the full run; with `--official`, the official modules on that setup.
+ * PyTorch at its best here: every setup of {@link torchSetups} gets the full run (its first steps
+ * run 2-3x slower than later ones, so short trial runs picked badly), the fastest is the peer; with
+ * `--official`, the official modules run on that setup.
  */
 async function benchTorch(o: BenchOptions, masks: MaskBatch[]): Promise<NonNullable<BenchResult["torch"]>> {
-  const setups = torchSetups(navigator.hardwareConcurrency || 2);
   const tried: { setup: string; medianMs: number }[] = [];
-  let best = setups[0];
-  if (setups.length > 1) {
-    let bestMs = Infinity;
-    for (const setup of setups) {
-      const t = await runTorch(o, masks, { setup, warmup: 1, runs: o.quick ? 1 : 2 });
-      tried.push({ setup: setup.name, medianMs: t.medianMs });
-      if (t.medianMs < bestMs) [best, bestMs] = [setup, t.medianMs];
-    }
+  let best: TorchResult | undefined;
+  let bestSetup: TorchSetup | undefined;
+  for (const setup of torchSetups(navigator.hardwareConcurrency || 2)) {
+    const t = await runTorch(o, masks, { setup, warmup: o.warmup, runs: o.runs });
+    tried.push({ setup: setup.name, medianMs: t.medianMs });
+    if (!best || t.medianMs < best.medianMs) [best, bestSetup] = [t, setup];
   }
-  const full = { setup: best, warmup: o.warmup, runs: o.runs };
-  const t = await runTorch(o, masks, full);
-  const official = o.official ? await runTorch(o, masks, { ...full, official: o.official }) : undefined;
-  return { ...t, ratio: NaN, tried, official };
+  const official = o.official
+    ? await runTorch(o, masks, { setup: bestSetup!, warmup: o.warmup, runs: o.runs, official: o.official })
+    : undefined;
+  return { ...best!, ratio: NaN, tried: tried.length > 1 ? tried : [], official };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -678,7 +678,7 @@ export function formatReport(r: BenchResult, prev?: BenchResult): string {
     const ours = cols[0]?.reference;
     if (r.torch.tried?.length) {
       lines.push(
-        `PyTorch setups tried (1 warm-up, short run): ` +
+        `PyTorch setups tried (median ms per step): ` +
           r.torch.tried.map((t) => `${t.setup} ${fix(t.medianMs, 0)} ms`).join("; "),
       );
     }
