@@ -2,7 +2,7 @@
  * The backends every conformance test runs on, and how a test runs code on one of them.
  *
  * We ship four configurations: `cpu` (the reference), `wasm` with native BLAS, `wasm` without it
- * (explicit transposes + custom gradients in lib/ops.ts), and `webgpu` (in CI: Mesa's software
+ * (explicit transposes + custom gradients in lib/engine/ops.ts), and `webgpu` (in CI: Mesa's software
  * Vulkan, lavapipe). A test builds its inputs from plain Float32Arrays inside {@link onBackend}, so
  * no tensor crosses backends, and gets plain Float32Arrays back to compare with {@link onCpu}.
  *
@@ -21,14 +21,14 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { setBackend } from "../lib/backend.ts";
-import { blasStatus } from "../lib/blas.ts";
+import { setBackend } from "../lib/engine/backend.ts";
+import { blasStatus } from "../lib/engine/blas.ts";
 
 /** One backend configuration under test. */
 export interface BackendConfig {
   /** Name shown in test names, e.g. "wasm+blas". */
   label: string;
-  /** The tfjs backend to start through lib/backend.ts. */
+  /** The tfjs backend to start through lib/engine/backend.ts. */
   name: "cpu" | "wasm" | "webgpu";
   /** Native BLAS on (wasm/cpu only); ignored by webgpu. */
   blas?: boolean;
@@ -136,7 +136,7 @@ export interface Scope {
 }
 
 /**
- * Start `cfg` (through lib/backend.ts `setBackend`, quietly, with `cfg.blas`), check it is the
+ * Start `cfg` (through lib/engine/backend.ts `setBackend`, quietly, with `cfg.blas`), check it is the
  * backend asked for, run `fn`, read its outputs back as Float32Arrays and dispose everything.
  *
  * Leak check: `fn` runs outside any `tf.tidy`, so every tensor an op leaves behind shows up; after

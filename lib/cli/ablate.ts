@@ -1,12 +1,12 @@
 /**
- * `deno task ablate --study targets|masking`: the paper's ablations at small scale (see lib/ablate.ts).
+ * `deno task ablate --study targets|masking`: the paper's ablations at small scale (see lib/eval/ablate.ts).
  *
  * @module
  */
-import { formatSummary, runStudy, STUDIES, type Study, summarise } from "../ablate.ts";
-import { setBackend } from "../backend.ts";
-import { type ModelConfig, modelConfig, PRESET_NAMES } from "../config.ts";
-import { loadDataset } from "../data.ts";
+import { formatSummary, runStudy, STUDIES, type Study, summarise } from "../eval/ablate.ts";
+import { setBackend } from "../engine/backend.ts";
+import { type ModelConfig, modelConfig, PRESET_NAMES } from "../model/config.ts";
+import { loadDataset } from "../data/data.ts";
 import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
 
 const SPEC: CliSpec = {
@@ -80,7 +80,7 @@ async function main(args: string[]) {
   });
   const rows = summarise(results);
   if (f.png) {
-    const { plotBars, savePng } = await import("../plot.ts");
+    const { plotBars, savePng } = await import("../viz/plot.ts");
     const bars = rows.flatMap((r) =>
       ["probe 1%", "probe 10-shot", "kNN 1%"].filter((c) => r.cells[c]).map((c) => ({
         group: c,

@@ -9,7 +9,7 @@
  *   EMA) for `tiny` (the tiny preset at 28px, so that the 7x7 masks apply) and `reference` (the
  *   `quick` preset: 28px, patch 4, width 192, depth 6, 3 heads, predictor 96 x 4, batch 64, the
  *   paper's masks, the official objective without the preset's VICReg terms);
- * - probe features: img/s of lib/features.ts `extractFeatures` (target encoder, average-pooled);
+ * - probe features: img/s of lib/eval/features.ts `extractFeatures` (target encoder, average-pooled);
  * - peak RSS (Deno.memoryUsage().rss, sampled after every timed run) and tfjs's peak bytes during
  *   one reference step (tf.profile);
  * - top kernels of one reference step by time (tf.profile).
@@ -42,16 +42,16 @@
 import * as tf from "@tensorflow/tfjs";
 import { dirname } from "node:path";
 import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
-import { AdamW } from "../adamw.ts";
-import { setBackend } from "../backend.ts";
-import { type ModelConfig, modelConfig } from "../config.ts";
-import type { ImageDataset } from "../data.ts";
-import { extractFeatures } from "../features.ts";
-import { fusedEnabled } from "../fused.ts";
-import { simdActive } from "../fused_kernels.ts";
-import { IJEPA } from "../ijepa.ts";
-import { benchMasker, createMasker, type MaskBatch, maskPreset } from "../masks.ts";
-import { Rng } from "../rng.ts";
+import { AdamW } from "../train/adamw.ts";
+import { setBackend } from "../engine/backend.ts";
+import { type ModelConfig, modelConfig } from "../model/config.ts";
+import type { ImageDataset } from "../data/data.ts";
+import { extractFeatures } from "../eval/features.ts";
+import { fusedEnabled } from "../engine/fused.ts";
+import { simdActive } from "../engine/fused_kernels.ts";
+import { IJEPA } from "../model/ijepa.ts";
+import { benchMasker, createMasker, type MaskBatch, maskPreset } from "../masks/masks.ts";
+import { Rng } from "../engine/rng.ts";
 
 /**
  * The `reference` row's model: the `quick` preset with the official objective, as
@@ -237,7 +237,7 @@ export interface StepRow extends Timing {
   loss: number;
 }
 
-/** The train step as lib/trainer.ts runs it: masks, loss and gradients, AdamW, EMA. */
+/** The train step as lib/train/trainer.ts runs it: masks, loss and gradients, AdamW, EMA. */
 async function trainStepRow(
   o: BenchOptions,
   preset: string,

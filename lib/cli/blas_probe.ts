@@ -15,7 +15,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { disableBlas, enableBlas, setBlasThreads } from "../blas.ts";
+import { disableBlas, enableBlas, setBlasThreads } from "../engine/blas.ts";
 import { parseFlags, runMain } from "./args.ts";
 
 /** One GEMM of the model: C = op(A) op(B). */

@@ -12,12 +12,12 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { setBackend } from "../backend.ts";
-import { loadImageFiles } from "../data.ts";
-import { normalize } from "../augment.ts";
-import type { IJEPA } from "../ijepa.ts";
-import { writeSafetensors } from "../safetensors.ts";
-import { loadModel, loadOfficialCheckpoint } from "../weights.ts";
+import { setBackend } from "../engine/backend.ts";
+import { loadImageFiles } from "../data/data.ts";
+import { normalize } from "../data/augment.ts";
+import type { IJEPA } from "../model/ijepa.ts";
+import { writeSafetensors } from "../io/safetensors.ts";
+import { loadModel, loadOfficialCheckpoint } from "../io/weights.ts";
 import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
 
 const SPEC: CliSpec = {

@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { modelConfig, type ResolvedConfig } from "../config.ts";
-import { openSafetensors } from "../safetensors.ts";
-import { type LazyTensor, openTorchCheckpoint } from "../torch_checkpoint.ts";
-import { inferConfig, OFFICIAL_HEADS, officialStateDicts, PARTS, WEIGHTS_FORMAT } from "../weights.ts";
+import { modelConfig, type ResolvedConfig } from "../model/config.ts";
+import { openSafetensors } from "../io/safetensors.ts";
+import { type LazyTensor, openTorchCheckpoint } from "../io/torch_checkpoint.ts";
+import { inferConfig, OFFICIAL_HEADS, officialStateDicts, PARTS, WEIGHTS_FORMAT } from "../io/weights.ts";
 import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
 
 const SPEC: CliSpec = {

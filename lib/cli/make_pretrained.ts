@@ -17,13 +17,13 @@
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { setBackend } from "../backend.ts";
-import { loadDataset } from "../data.ts";
-import { type CardProbe, dataName, PRETRAINED_DIR, type PretrainedCard } from "../pretrained.ts";
-import { type ProbeTable, runProbeSuite } from "../probe.ts";
-import { Rng } from "../rng.ts";
-import { VisionTransformer } from "../vit.ts";
-import { loadModel, saveModel } from "../weights.ts";
+import { setBackend } from "../engine/backend.ts";
+import { loadDataset } from "../data/data.ts";
+import { type CardProbe, dataName, PRETRAINED_DIR, type PretrainedCard } from "../io/pretrained.ts";
+import { type ProbeTable, runProbeSuite } from "../eval/probe.ts";
+import { Rng } from "../engine/rng.ts";
+import { VisionTransformer } from "../model/vit.ts";
+import { loadModel, saveModel } from "../io/weights.ts";
 import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
 
 /** Pools up to this size also get the all-labels probe column. */

@@ -16,7 +16,7 @@
  * @example
  * ```ts
  * import { balancedIndices } from "./make_subset.ts";
- * import { Rng } from "../rng.ts";
+ * import { Rng } from "../engine/rng.ts";
  * const labels = new Int32Array([0, 1, 0, 1, 0, 1, 2, 2]);
  * const idx = balancedIndices(labels, 3, 2, new Rng(0));
  * if (idx.length !== 6 || idx.some((v, k) => k > 0 && v <= idx[k - 1])) throw new Error("bad pick");
@@ -26,7 +26,7 @@
 
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
-import { Rng } from "../rng.ts";
+import { Rng } from "../engine/rng.ts";
 import { parseFlags, runMain } from "./args.ts";
 import {
   encodeIdx,
@@ -34,7 +34,7 @@ import {
   type ImageDataset,
   loadFashionMnist,
   SYSTEM_FASHION_MNIST_DIR,
-} from "../data.ts";
+} from "../data/data.ts";
 
 /** Train and test images kept per class in the shipped subset. */
 export const SUBSET_PER_CLASS = { train: 1000, test: 200 } as const;

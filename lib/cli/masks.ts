@@ -11,7 +11,7 @@
  * @example
  * ```ts
  * import { maskStatistics } from "./masks.ts";
- * import { createMasker } from "../masks.ts";
+ * import { createMasker } from "../masks/masks.ts";
  * const s = maskStatistics(createMasker({ rows: 7, cols: 7 }), { batch: 16, batches: 5, seed: 0 });
  * if (s.contextSize.min < 10) throw new Error("minKeep 10 not respected");
  * ```
@@ -28,8 +28,8 @@ import {
   type MaskSample,
   type MultiBlockMasker,
   type Range2,
-} from "../masks.ts";
-import { Rng } from "../rng.ts";
+} from "../masks/masks.ts";
+import { Rng } from "../engine/rng.ts";
 
 const SPEC: CliSpec = {
   name: "masks",
@@ -298,7 +298,7 @@ export async function main(args: string[]): Promise<void> {
   }
   if (f.png !== undefined) {
     const count = Math.min(f["png-count"] as number, first.length);
-    const { plotMasks, savePng } = await import("../plot.ts");
+    const { plotMasks, savePng } = await import("../viz/plot.ts");
     const svg = plotMasks(
       first.slice(0, count).map((e) => ({ rows: o.rows, cols: o.cols, ...e })),
       {

@@ -4,12 +4,12 @@
  *
  * @module
  */
-import { setBackend } from "../backend.ts";
-import { blasAdvice } from "../blas.ts";
-import { modelConfig, PRESET_NAMES, presetOf } from "../config.ts";
-import { type DatasetSplits, loadDataset } from "../data.ts";
-import { IJEPA } from "../ijepa.ts";
-import { recipe } from "../recipes.ts";
+import { setBackend } from "../engine/backend.ts";
+import { blasAdvice } from "../engine/blas.ts";
+import { modelConfig, PRESET_NAMES, presetOf } from "../model/config.ts";
+import { type DatasetSplits, loadDataset } from "../data/data.ts";
+import { IJEPA } from "../model/ijepa.ts";
+import { recipe } from "../train/recipes.ts";
 import {
   CHECKPOINT_FILE,
   EMATrainer,
@@ -17,8 +17,8 @@ import {
   METRICS_FILE,
   type StepInfo,
   TRAINER_DEFAULTS,
-} from "../trainer.ts";
-import { saveModel } from "../weights.ts";
+} from "../train/trainer.ts";
+import { saveModel } from "../io/weights.ts";
 import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
 
 const SPEC: CliSpec = {

@@ -2,7 +2,7 @@
  * `deno task probe`: evaluate frozen I-JEPA features beside their baselines, the paper's Tables 1
  * and 2 at our scale: a linear probe and kNN with 1, 5, 10, 50 labels per class, 1% of the labels
  * and all of them, for the target encoder, a random-init encoder of the same shape and raw pixels,
- * on the same label draws (the protocol and the probe recipe are documented in lib/probe.ts).
+ * on the same label draws (the protocol and the probe recipe are documented in lib/eval/probe.ts).
  *
  * ```sh
  * deno task probe                                       # the shipped weights (data/pretrained/)
@@ -22,15 +22,21 @@
 
 import { join } from "node:path";
 import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
-import { BACKEND_NAMES, setBackend } from "../backend.ts";
-import { type ModelConfig, modelConfig, PRESET_NAMES, type ResolvedConfig } from "../config.ts";
-import { channelStats, type DatasetSplits, type ImageDataset, loadDataset, subset } from "../data.ts";
-import { parseReadout, type Readout } from "../features.ts";
-import type { IJEPA } from "../ijepa.ts";
-import { formatProbeTable, probeBars, type ProbeTable, runProbeSuite, sampleLabelSubset } from "../probe.ts";
-import { pretrainedLine, pretrainedWeights } from "../pretrained.ts";
-import { Rng } from "../rng.ts";
-import { VisionTransformer } from "../vit.ts";
+import { BACKEND_NAMES, setBackend } from "../engine/backend.ts";
+import { type ModelConfig, modelConfig, PRESET_NAMES, type ResolvedConfig } from "../model/config.ts";
+import { channelStats, type DatasetSplits, type ImageDataset, loadDataset, subset } from "../data/data.ts";
+import { parseReadout, type Readout } from "../eval/features.ts";
+import type { IJEPA } from "../model/ijepa.ts";
+import {
+  formatProbeTable,
+  probeBars,
+  type ProbeTable,
+  runProbeSuite,
+  sampleLabelSubset,
+} from "../eval/probe.ts";
+import { pretrainedLine, pretrainedWeights } from "../io/pretrained.ts";
+import { Rng } from "../engine/rng.ts";
+import { VisionTransformer } from "../model/vit.ts";
 
 const SPEC: CliSpec = {
   name: "probe",
@@ -191,7 +197,7 @@ async function loadWeights(path: string): Promise<LoadedWeights> {
     if (e instanceof Deno.errors.NotFound) throw new UsageError(`probe: weights file ${path} not found`);
     throw e;
   }
-  const { loadModel } = await import("../weights.ts");
+  const { loadModel } = await import("../io/weights.ts");
   const { model, meta } = await loadModel(path);
   return { path, encoder: model.targetEncoder, cfg: model.cfg, meta, dispose: () => model.dispose() };
 }
@@ -412,7 +418,7 @@ export async function main(args: string[]): Promise<void> {
       );
     }
     if (f.png !== undefined) {
-      const { plotBars, savePng } = await import("../plot.ts");
+      const { plotBars, savePng } = await import("../viz/plot.ts");
       const svg = plotBars(probeBars(table), {
         title: "Linear probe on frozen features",
         subtitle:

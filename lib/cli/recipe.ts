@@ -6,14 +6,14 @@
  *
  * @module
  */
-import { setBackend } from "../backend.ts";
-import { type ModelConfig, modelConfig } from "../config.ts";
-import { loadDataset } from "../data.ts";
-import { IJEPA } from "../ijepa.ts";
-import { dataName } from "../pretrained.ts";
-import { type ProbeTable, runProbeSuite } from "../probe.ts";
-import { recipe } from "../recipes.ts";
-import { EMATrainer, type TrainerOptions } from "../trainer.ts";
+import { setBackend } from "../engine/backend.ts";
+import { type ModelConfig, modelConfig } from "../model/config.ts";
+import { loadDataset } from "../data/data.ts";
+import { IJEPA } from "../model/ijepa.ts";
+import { dataName } from "../io/pretrained.ts";
+import { type ProbeTable, runProbeSuite } from "../eval/probe.ts";
+import { recipe } from "../train/recipes.ts";
+import { EMATrainer, type TrainerOptions } from "../train/trainer.ts";
 import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
 
 /** A configuration under comparison: overrides of the quick preset's model and recipe. */

@@ -1,0 +1,224 @@
+/**
+ * The few tensor operations the model is built from, each written once so that every backend gets
+ * a correct and fast version. The field notes list why each exists:
+ *
+ * - {@link matMul}: tfjs-wasm's stock matMul is about 12x slower with `transposeA/B` flags, and its
+ *   gradient uses those flags. Without native BLAS we transpose explicitly and multiply plainly, with
+ *   a custom gradient that does the same. With BLAS (lib/engine/blas.ts) or on WebGPU the flags are free.
+ * - {@link linear}: a 3-D x 2-D broadcasting matMul has no working gradient in tfjs 4.22, so
+ *   activations are flattened to 2-D first.
+ * - {@link gatherRows}: `tf.gather(x, idx, 1, batchDims=1)` silently returns wrong values on wasm,
+ *   and gather's gradient needs UnsortedSegmentSum, which wasm lacks. We gather with flat indices and
+ *   scatter the gradient back with ScatterNd (present on every backend).
+ * - {@link patchify}: a convolution's filter gradient is missing on wasm, so the patch embedding is a
+ *   reshape + rank-4 transpose followed by a linear layer (the same function as the official stride-p
+ *   convolution).
+ * - {@link linear}, {@link layerNorm}, {@link gelu}, {@link smoothL1}: where lib/engine/fused.ts's
+ *   `fusedEnabled()` says so (wasm), each runs as one op with a hand-written gradient; elsewhere (cpu,
+ *   the reference; webgpu) as the tfjs ops below, differentiated by tfjs.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { gatherRows } from "./ops.ts";
+ * await tf.setBackend("cpu");
+ * const x = tf.tensor3d([[[1], [2], [3]], [[4], [5], [6]]]); // [2, 3, 1]
+ * const y = gatherRows(x, new Int32Array([2, 0, 1, 1]), 2); // [2, 2, 1]
+ * const got = Array.from(y.dataSync());
+ * if (got.join() !== "3,1,5,5") throw new Error(`gatherRows gave ${got}`);
+ * ```
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { blasStatus } from "./blas.ts";
+import { fusedEnabled, fusedGelu, fusedLayerNorm, fusedLinear, fusedSmoothL1 } from "./fused.ts";
+
+/** True when plain tf.matMul with transpose flags is fast on the active backend. */
+function flagsAreFast(): boolean {
+  const b = tf.getBackend();
+  if (b !== "wasm") return true;
+  const s = blasStatus();
+  return s.enabled && s.backends.includes("wasm");
+}
+
+function swapLast(t: tf.Tensor): tf.Tensor {
+  const r = t.rank;
+  const perm = [...Array(r).keys()];
+  [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+  return tf.transpose(t, perm);
+}
+
+/** matMul(a, b) with a gradient that never uses transpose flags. */
+const plainMatMul = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [a, b, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+  save([a, b]);
+  return {
+    value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sa, sb] = saved;
+      let da = tf.matMul(dy as tf.Tensor2D, swapLast(sb) as tf.Tensor2D) as tf.Tensor;
+      let db = tf.matMul(swapLast(sa) as tf.Tensor2D, dy as tf.Tensor2D) as tf.Tensor;
+      // Undo batch broadcasting (a batch of 1 on one side): sum the gradient over the batch.
+      if (sa.rank === 3 && sa.shape[0] === 1 && da.shape[0] !== 1) da = da.sum(0, true);
+      if (sb.rank === 3 && sb.shape[0] === 1 && db.shape[0] !== 1) db = db.sum(0, true);
+      return [da, db];
+    },
+  };
+});
+
+/**
+ * Matrix product of rank-2 or rank-3 tensors, `a` [.., M, K] (or [.., K, M] when transposeA) times
+ * `b` [.., K, N] (or [.., N, K] when transposeB), choosing the fast formulation for the backend.
+ */
+export function matMul<T extends tf.Tensor2D | tf.Tensor3D>(
+  a: T,
+  b: T,
+  transposeA = false,
+  transposeB = false,
+): T {
+  if (a.rank !== b.rank || (a.rank !== 2 && a.rank !== 3)) {
+    throw new Error(`matMul: expected two rank-2 or two rank-3 tensors, got [${a.shape}] and [${b.shape}]`);
+  }
+  // A batch of 1 on one side broadcasts; tfjs's own BatchMatMul gradient does not sum it back, so
+  // broadcasting always takes the custom gradient below.
+  const broadcast = a.rank === 3 && a.shape[0] !== b.shape[0];
+  if (flagsAreFast() && !broadcast) return tf.matMul(a, b, transposeA, transposeB) as T;
+  return tf.tidy(() => {
+    const aa = transposeA ? swapLast(a) : a;
+    const bb = transposeB ? swapLast(b) : b;
+    return plainMatMul(aa, bb) as T;
+  });
+}
+
+/**
+ * A dense layer on the last axis: `x` [..., in] times `w` [in, out] plus `b` [out]. The input is
+ * flattened to 2-D so the gradient works on every backend; the output keeps x's leading shape.
+ */
+export function linear(x: tf.Tensor, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor {
+  const din = x.shape[x.rank - 1];
+  if (w.rank !== 2 || w.shape[0] !== din) {
+    throw new Error(
+      `linear: input has ${din} features but the weight is [${w.shape}] (expected [${din}, out])`,
+    );
+  }
+  if (fusedEnabled()) return fusedLinear(x, w, b); // one recorded op, bias in one pass (lib/engine/fused.ts)
+  return tf.tidy(() => {
+    const lead = x.shape.slice(0, -1);
+    let y: tf.Tensor = matMul(x.reshape([-1, din]) as tf.Tensor2D, w); // [rows, out]
+    if (b) y = y.add(b);
+    return y.reshape([...lead, w.shape[1]]);
+  });
+}
+
+function checkIndices(where: string, idx: Int32Array, n: number): void {
+  for (let i = 0; i < idx.length; i++) {
+    const v = idx[i];
+    if (!(v >= 0 && v < n)) {
+      throw new RangeError(`${where}: index ${v} at position ${i} is out of range [0, ${n})`);
+    }
+  }
+}
+
+/**
+ * Per-example row gather: `x` [B, N, D], `idx` [B * K] (example b's K indices into N, row-major)
+ * gives [B, K, D]. Works and differentiates on every backend (see the module notes).
+ */
+export function gatherRows(x: tf.Tensor3D, idx: Int32Array, k: number): tf.Tensor3D {
+  const [B, N, D] = x.shape;
+  if (idx.length !== B * k) {
+    throw new Error(
+      `gatherRows: expected ${B} x ${k} = ${B * k} indices for a batch of ${B}, got ${idx.length}`,
+    );
+  }
+  checkIndices("gatherRows", idx, N);
+  const flat = new Int32Array(B * k);
+  for (let b = 0; b < B; b++) {
+    for (let j = 0; j < k; j++) flat[b * k + j] = b * N + idx[b * k + j];
+  }
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const xx = args[0] as tf.Tensor;
+    const value = tf.tidy(() =>
+      tf.gather(xx.reshape([B * N, D]), tf.tensor1d(flat, "int32")).reshape([B, k, D])
+    );
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor) => {
+        const at = tf.tensor2d(flat, [B * k, 1], "int32");
+        // ScatterNd adds the updates of repeated indices together, as a gradient must.
+        return tf.scatterND(at, dy.reshape([B * k, D]), [B * N, D]).reshape([B, N, D]);
+      },
+    };
+  });
+  return f(x) as tf.Tensor3D;
+}
+
+/**
+ * Rows of a 2-D table picked by index, without gradient (position embeddings, targets):
+ * `table` [N, D], `idx` [L] gives [L, D].
+ */
+export function takeRows(table: tf.Tensor2D, idx: Int32Array): tf.Tensor2D {
+  checkIndices("takeRows", idx, table.shape[0]);
+  return tf.tidy(() => tf.gather(table, tf.tensor1d(idx, "int32")) as tf.Tensor2D);
+}
+
+/**
+ * Cut NHWC images [B, H, W, C] into non-overlapping p x p patches [B, N, p*p*C], patches in
+ * row-major grid order, each patch flattened as (row in patch, column in patch, channel).
+ */
+export function patchify(images: tf.Tensor4D, p: number): tf.Tensor3D {
+  const [B, H, W, C] = images.shape;
+  if (H % p !== 0 || W % p !== 0) {
+    throw new Error(`patchify: patch size ${p} does not divide the image size ${H}x${W}`);
+  }
+  const gh = H / p, gw = W / p;
+  return tf.tidy(() =>
+    images
+      .reshape([B * gh, p, gw, p * C]) // rows of patches
+      .transpose([0, 2, 1, 3]) // [B*gh, gw, p, p*C]: rank 4 (higher ranks are slow on wasm)
+      .reshape([B, gh * gw, p * p * C])
+  );
+}
+
+/** The inverse of {@link patchify}: [B, N, p*p*C] back to [B, H, W, C]. */
+export function unpatchify(patches: tf.Tensor3D, p: number, gh: number, gw: number): tf.Tensor4D {
+  const [B, N, P] = patches.shape;
+  const C = P / (p * p);
+  if (N !== gh * gw || !Number.isInteger(C)) {
+    throw new Error(`unpatchify: [${patches.shape}] is not ${gh}x${gw} patches of ${p}x${p}xC`);
+  }
+  return tf.tidy(() =>
+    patches.reshape([B * gh, gw, p, p * C]).transpose([0, 2, 1, 3]).reshape([B, gh * p, gw * p, C])
+  );
+}
+
+/** LayerNorm over the last axis, with optional affine parameters. */
+export function layerNorm(x: tf.Tensor, eps: number, gamma?: tf.Tensor1D, beta?: tf.Tensor1D): tf.Tensor {
+  if (fusedEnabled()) return fusedLayerNorm(x, eps, gamma, beta);
+  return tf.tidy(() => {
+    const mean = x.mean(-1, true);
+    const xc = x.sub(mean);
+    const variance = xc.square().mean(-1, true);
+    let y = xc.mul(variance.add(eps).rsqrt());
+    if (gamma) y = y.mul(gamma);
+    if (beta) y = y.add(beta);
+    return y;
+  });
+}
+
+/** The exact (erf) GELU, as PyTorch's nn.GELU default in the official code. */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  if (fusedEnabled()) return fusedGelu(x);
+  return tf.tidy(() => x.mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)).mul(0.5));
+}
+
+/** Smooth-L1 (Huber with beta 1) elementwise, as PyTorch's smooth_l1_loss. */
+export function smoothL1(diff: tf.Tensor): tf.Tensor {
+  if (fusedEnabled()) return fusedSmoothL1(diff);
+  return tf.tidy(() => {
+    // 0.5 q^2 + (|d| - q) with q = min(|d|, 1): written without a comparison op, which has no
+    // gradient in tfjs.
+    const a = diff.abs();
+    const q = tf.minimum(a, 1);
+    return q.square().mul(0.5).add(a.sub(q));
+  });
+}

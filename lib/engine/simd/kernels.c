@@ -1,0 +1,456 @@
+// The fused kernels of lib/engine/fused_kernels.ts as 128-bit WebAssembly SIMD, 4 floats per instruction.
+//
+// This module imports tfjs-wasm's own linear memory and reads and writes tensors in place: every
+// pointer below is a tensor's offset in that memory. It must therefore never touch memory it was
+// not given: no stack (no local arrays, nothing whose address is taken), no static data, no libc.
+// lib/engine/simd/build.ts checks the linked module for that (no data section, no globals) and embeds it
+// in lib/engine/simd/kernels_wasm.ts. Rebuild after editing: `deno run -A lib/engine/simd/build.ts` (needs clang
+// and wasm-ld, e.g. Debian clang-14 lld-14).
+//
+// Each function has a plain TypeScript twin in lib/engine/fused_kernels.ts (the cpu backend's version and
+// the reference the tests compare against); the comments there give the maths.
+
+#include <wasm_simd128.h>
+
+typedef v128_t f4;
+typedef __SIZE_TYPE__ size_t;
+
+#define SPLAT(v) wasm_f32x4_splat(v)
+#define ADD wasm_f32x4_add
+#define SUB wasm_f32x4_sub
+#define MUL wasm_f32x4_mul
+#define LOAD(p) wasm_v128_load(p)
+#define STORE(p, v) wasm_v128_store(p, v)
+
+static inline float hsum(f4 v) {
+  return wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1) +
+         wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3);
+}
+
+static inline float hmax(f4 v) {
+  float a = wasm_f32x4_extract_lane(v, 0), b = wasm_f32x4_extract_lane(v, 1);
+  float c = wasm_f32x4_extract_lane(v, 2), d = wasm_f32x4_extract_lane(v, 3);
+  a = a > b ? a : b;
+  c = c > d ? c : d;
+  return a > c ? a : c;
+}
+
+// acc[j..j+3] (float64) += v
+static inline void acc4(double* acc, f4 v) {
+  wasm_v128_store(acc, wasm_f64x2_add(wasm_v128_load(acc), wasm_f64x2_promote_low_f32x4(v)));
+  f4 hi = wasm_i32x4_shuffle(v, v, 2, 3, 2, 3);
+  wasm_v128_store(acc + 2, wasm_f64x2_add(wasm_v128_load(acc + 2), wasm_f64x2_promote_low_f32x4(hi)));
+}
+
+// erf: Eigen's float32 rational approximation (as TensorFlow/XLA), evaluated with Estrin's scheme.
+static inline f4 erf4(f4 x) {
+  x = wasm_f32x4_pmin(wasm_f32x4_pmax(x, SPLAT(-4.f)), SPLAT(4.f));
+  f4 x2 = MUL(x, x), x4 = MUL(x2, x2), x8 = MUL(x4, x4);
+  f4 p = ADD(ADD(SPLAT(-1.60960333262415e-02f), MUL(SPLAT(-2.95459980854025e-03f), x2)),
+             ADD(MUL(x4, ADD(SPLAT(-7.34990630326855e-04f), MUL(SPLAT(-5.69250639462346e-05f), x2))),
+                 MUL(x8, ADD(ADD(SPLAT(-2.10102402082508e-06f), MUL(SPLAT(2.77068142495902e-08f), x2)),
+                             MUL(x4, SPLAT(-2.72614225801306e-10f))))));
+  f4 q = ADD(ADD(SPLAT(-1.42647390514189e-02f), MUL(SPLAT(-7.37332916720468e-03f), x2)),
+             ADD(MUL(x4, ADD(SPLAT(-1.68282697438203e-03f), MUL(SPLAT(-2.13374055278905e-04f), x2))),
+                 MUL(x8, SPLAT(-1.45660718464996e-05f))));
+  return wasm_f32x4_div(MUL(x, p), q);
+}
+
+static inline float erf1(float x) {
+  return wasm_f32x4_extract_lane(erf4(SPLAT(x)), 0);
+}
+
+// exp(x) for x <= 0: 2^n * e^f with |f| <= ln(2)/2 and Cephes' expf polynomial; exactly 0 below
+// -87.3 (float32's smallest normal), so masked keys get exactly zero attention.
+static inline f4 expneg4(f4 x0) {
+  f4 x = wasm_f32x4_pmax(x0, SPLAT(-87.3f));
+  f4 n = wasm_f32x4_nearest(MUL(x, SPLAT(1.44269504088896341f)));
+  f4 f = SUB(SUB(x, MUL(n, SPLAT(0.693359375f))), MUL(n, SPLAT(-2.12194440e-4f)));
+  f4 p = SPLAT(1.9875691500e-4f);
+  p = ADD(MUL(p, f), SPLAT(1.3981999507e-3f));
+  p = ADD(MUL(p, f), SPLAT(8.3334519073e-3f));
+  p = ADD(MUL(p, f), SPLAT(4.1665795894e-2f));
+  p = ADD(MUL(p, f), SPLAT(1.6666665459e-1f));
+  p = ADD(MUL(p, f), SPLAT(5.0000001201e-1f));
+  p = ADD(ADD(MUL(MUL(p, f), f), f), SPLAT(1.f));
+  f4 pow2n = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
+  return wasm_v128_and(MUL(p, pow2n), wasm_f32x4_gt(x0, SPLAT(-87.3f)));
+}
+
+static inline float expneg1(float x) {
+  return wasm_f32x4_extract_lane(expneg4(SPLAT(x)), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+// GELU and its derivative on one vector. The loops below run 8 of these side by side: one vector's
+// chain (erf's polynomials, then a division) is long, and interleaving 8 independent chains took
+// bias + GELU from 2.0 to 1.2 ns an element here.
+static inline f4 gelu_vec(f4 v) {
+  return MUL(MUL(SPLAT(0.5f), v), ADD(SPLAT(1.f), erf4(MUL(v, SPLAT(0.70710678118654752f)))));
+}
+
+// Phi(v), the normal CDF, from the forward output y = v * Phi(v): y / v, or its Taylor expansion
+// 0.5 + v / sqrt(2 pi) where |v| < 1e-3 (error < 1e-10 there; y / v would lose digits or be 0/0).
+static inline f4 cdf_from_output(f4 y, f4 v) {
+  f4 small = wasm_f32x4_lt(wasm_f32x4_abs(v), SPLAT(1e-3f));
+  f4 taylor = ADD(SPLAT(0.5f), MUL(v, SPLAT(0.3989422804014327f)));
+  return wasm_v128_bitselect(taylor, wasm_f32x4_div(y, v), small);
+}
+
+static inline float cdf_from_output1(float y, float v) {
+  return (v < 1e-3f && v > -1e-3f) ? 0.5f + v * 0.3989422804014327f : y / v;
+}
+
+// gelu'(v) = Phi(v) + v * phi(v); Phi from y when y is given (has_y), else from erf.
+static inline f4 gelu_grad_vec(f4 v, f4 y, int has_y) {
+  f4 cdf = has_y ? cdf_from_output(y, v)
+                 : MUL(SPLAT(0.5f), ADD(SPLAT(1.f), erf4(MUL(v, SPLAT(0.70710678118654752f)))));
+  f4 pdf = MUL(SPLAT(0.3989422804014327f), expneg4(MUL(SPLAT(-0.5f), MUL(v, v))));
+  return ADD(cdf, MUL(v, pdf));
+}
+
+#define ZERO SPLAT(0.f)
+#define BIAS(j) (bias ? LOAD(bias + (j)) : ZERO)
+
+// y = gelu(u + bias), u [R, F]; bias may be 0 (absent).
+void ij_bias_gelu(const float* u, const float* bias, float* y, int R, int F) {
+  for (int r = 0; r < R; r++) {
+    const float* ur = u + (size_t)r * F;
+    float* yr = y + (size_t)r * F;
+    int j = 0;
+    for (; j + 32 <= F; j += 32) {
+      f4 v[8];
+      for (int k = 0; k < 8; k++) v[k] = ADD(LOAD(ur + j + 4 * k), BIAS(j + 4 * k));
+      for (int k = 0; k < 8; k++) v[k] = gelu_vec(v[k]);
+      for (int k = 0; k < 8; k++) STORE(yr + j + 4 * k, v[k]);
+    }
+    for (; j + 4 <= F; j += 4) STORE(yr + j, gelu_vec(ADD(LOAD(ur + j), BIAS(j))));
+    for (; j < F; j++) {
+      float v = ur[j] + (bias ? bias[j] : 0.f);
+      yr[j] = 0.5f * v * (1.f + erf1(v * 0.70710678118654752f));
+    }
+  }
+}
+
+// du = dy * gelu'(u + bias); dbias = column sums of du (accumulated in float64 in acc[F]). y, the
+// forward output, may be given (else 0): Phi then comes from it instead of another erf.
+void ij_bias_gelu_grad(const float* dy, const float* u, const float* bias, const float* y,
+                       float* du, float* dbias, double* acc, int R, int F) {
+  const int has_y = y != 0, vec_acc = !(F & 3);
+  for (int j = 0; j < F; j++) acc[j] = 0;
+  for (int r = 0; r < R; r++) {
+    size_t o = (size_t)r * F;
+    int j = 0;
+    for (; j + 32 <= F; j += 32) {
+      f4 d[8];
+#pragma clang loop unroll(full)
+      for (int k = 0; k < 8; k++) {
+        f4 v = ADD(LOAD(u + o + j + 4 * k), BIAS(j + 4 * k));
+        d[k] = MUL(LOAD(dy + o + j + 4 * k), gelu_grad_vec(v, has_y ? LOAD(y + o + j + 4 * k) : ZERO, has_y));
+      }
+#pragma clang loop unroll(full)
+      for (int k = 0; k < 8; k++) {
+        STORE(du + o + j + 4 * k, d[k]);
+        acc4(acc + j + 4 * k, d[k]);
+      }
+    }
+    for (; j + 4 <= F; j += 4) {
+      f4 v = ADD(LOAD(u + o + j), BIAS(j));
+      f4 d = MUL(LOAD(dy + o + j), gelu_grad_vec(v, has_y ? LOAD(y + o + j) : ZERO, has_y));
+      STORE(du + o + j, d);
+      if (vec_acc) acc4(acc + j, d);
+    }
+    for (; j < F; j++) {
+      float v = u[o + j] + (bias ? bias[j] : 0.f);
+      float cdf = has_y ? cdf_from_output1(y[o + j], v) : 0.5f * (1.f + erf1(v * 0.70710678118654752f));
+      float pdf = 0.3989422804014327f * expneg1(-0.5f * v * v);
+      du[o + j] = dy[o + j] * (cdf + v * pdf);
+    }
+    if (!vec_acc) {  // the 8-wide part was accumulated above; add the rest
+      int done = F - F % 32;
+      for (j = done; j < F; j++) acc[j] += du[o + j];
+    }
+  }
+  for (int j = 0; j < F; j++) dbias[j] = (float)acc[j];
+}
+
+// LayerNorm over rows of x [R, D]: y = (x - mean) * rstd * gamma + beta (gamma, beta may be 0);
+// stats [R, 2] = (mean, rstd).
+void ij_layer_norm(const float* x, const float* gamma, const float* beta, float* y, float* stats,
+                   int R, int D, float eps) {
+  for (int r = 0; r < R; r++) {
+    const float* xr = x + (size_t)r * D;
+    float* yr = y + (size_t)r * D;
+    f4 s4 = SPLAT(0.f);
+    int j = 0;
+    for (; j + 4 <= D; j += 4) s4 = ADD(s4, LOAD(xr + j));
+    float s = hsum(s4);
+    for (; j < D; j++) s += xr[j];
+    float mean = s / D;
+    f4 m4 = SPLAT(mean), v4 = SPLAT(0.f);
+    for (j = 0; j + 4 <= D; j += 4) {
+      f4 d = SUB(LOAD(xr + j), m4);
+      v4 = ADD(v4, MUL(d, d));
+    }
+    float v = hsum(v4);
+    for (; j < D; j++) v += (xr[j] - mean) * (xr[j] - mean);
+    float rstd = 1.f / __builtin_sqrtf(v / D + eps);
+    stats[2 * r] = mean;
+    stats[2 * r + 1] = rstd;
+    f4 rs = SPLAT(rstd);
+    for (j = 0; j + 4 <= D; j += 4) {
+      f4 h = MUL(SUB(LOAD(xr + j), m4), rs);
+      if (gamma) h = ADD(MUL(h, LOAD(gamma + j)), LOAD(beta + j));
+      STORE(yr + j, h);
+    }
+    for (; j < D; j++) {
+      float h = (xr[j] - mean) * rstd;
+      yr[j] = gamma ? h * gamma[j] + beta[j] : h;
+    }
+  }
+}
+
+// LayerNorm backward: dx = dres + rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma;
+// dgamma = sum over rows of dy * xhat, dbeta = sum of dy (float64 in acc[2D]). gamma and dres may be 0.
+void ij_layer_norm_grad(const float* dy, const float* x, const float* stats, const float* gamma,
+                        const float* dres, float* dx, float* dgamma, float* dbeta, double* acc, int R,
+                        int D) {
+  double* ag = acc;
+  double* ab = acc + D;
+  const int vec = !(D & 3);
+  for (int j = 0; j < 2 * D; j++) acc[j] = 0;
+  for (int r = 0; r < R; r++) {
+    size_t o = (size_t)r * D;
+    float mean = stats[2 * r], rstd = stats[2 * r + 1];
+    f4 m4 = SPLAT(mean), rs = SPLAT(rstd);
+    f4 sg4 = SPLAT(0.f), sgx4 = SPLAT(0.f);
+    if (vec) {
+      for (int j = 0; j < D; j += 4) {
+        f4 d = LOAD(dy + o + j);
+        f4 xh = MUL(SUB(LOAD(x + o + j), m4), rs);
+        acc4(ag + j, MUL(d, xh));
+        acc4(ab + j, d);
+        f4 g = gamma ? MUL(d, LOAD(gamma + j)) : d;
+        sg4 = ADD(sg4, g);
+        sgx4 = ADD(sgx4, MUL(g, xh));
+      }
+      float sg = hsum(sg4) / D, sgx = hsum(sgx4) / D;
+      f4 a = SPLAT(sg), b = SPLAT(sgx);
+      for (int j = 0; j < D; j += 4) {
+        f4 d = LOAD(dy + o + j);
+        f4 xh = MUL(SUB(LOAD(x + o + j), m4), rs);
+        f4 g = gamma ? MUL(d, LOAD(gamma + j)) : d;
+        f4 out = MUL(rs, SUB(SUB(g, a), MUL(xh, b)));
+        if (dres) out = ADD(out, LOAD(dres + o + j));
+        STORE(dx + o + j, out);
+      }
+    } else {
+      float sg = 0, sgx = 0;
+      for (int j = 0; j < D; j++) {
+        float d = dy[o + j], xh = (x[o + j] - mean) * rstd;
+        ag[j] += d * xh;
+        ab[j] += d;
+        float g = gamma ? d * gamma[j] : d;
+        sg += g;
+        sgx += g * xh;
+      }
+      sg /= D;
+      sgx /= D;
+      for (int j = 0; j < D; j++) {
+        float d = dy[o + j], xh = (x[o + j] - mean) * rstd;
+        float g = gamma ? d * gamma[j] : d;
+        dx[o + j] = rstd * (g - sg - xh * sgx) + (dres ? dres[o + j] : 0.f);
+      }
+    }
+  }
+  for (int j = 0; j < D; j++) {
+    dgamma[j] = (float)ag[j];
+    dbeta[j] = (float)ab[j];
+  }
+}
+
+// Softmax over the last axis of s [BH, T, Tk] plus keyBias [B, 1, Tk] (may be 0), where batch
+// bh reads bias row bh / H.
+void ij_softmax(const float* s, const float* kb, float* y, int BH, int T, int Tk, int H) {
+  for (int bh = 0; bh < BH; bh++) {
+    const float* bias = kb ? kb + (size_t)(bh / H) * Tk : 0;
+    for (int t = 0; t < T; t++) {
+      size_t o = ((size_t)bh * T + t) * Tk;
+      const float* sr = s + o;
+      float* yr = y + o;
+      f4 mx = SPLAT(-3.0e38f);
+      int j = 0;
+      for (; j + 4 <= Tk; j += 4) {
+        f4 v = LOAD(sr + j);
+        if (bias) v = ADD(v, LOAD(bias + j));
+        STORE(yr + j, v);
+        mx = wasm_f32x4_pmax(mx, v);
+      }
+      float m = hmax(mx);
+      for (; j < Tk; j++) {
+        float v = sr[j] + (bias ? bias[j] : 0.f);
+        yr[j] = v;
+        if (v > m) m = v;
+      }
+      f4 m4 = SPLAT(m), sum4 = SPLAT(0.f);
+      for (j = 0; j + 4 <= Tk; j += 4) {
+        f4 e = expneg4(SUB(LOAD(yr + j), m4));
+        STORE(yr + j, e);
+        sum4 = ADD(sum4, e);
+      }
+      float sum = hsum(sum4);
+      for (; j < Tk; j++) {
+        float e = expneg1(yr[j] - m);
+        yr[j] = e;
+        sum += e;
+      }
+      f4 inv = SPLAT(1.f / sum);
+      for (j = 0; j + 4 <= Tk; j += 4) STORE(yr + j, MUL(LOAD(yr + j), inv));
+      for (; j < Tk; j++) yr[j] *= 1.f / sum;
+    }
+  }
+}
+
+// ds = p * (dp - rowsum(dp * p)) over rows of length C.
+void ij_softmax_grad(const float* p, const float* dp, float* ds, int R, int C) {
+  for (int r = 0; r < R; r++) {
+    size_t o = (size_t)r * C;
+    f4 d4 = SPLAT(0.f);
+    int j = 0;
+    for (; j + 4 <= C; j += 4) d4 = ADD(d4, MUL(LOAD(dp + o + j), LOAD(p + o + j)));
+    float dot = hsum(d4);
+    for (; j < C; j++) dot += dp[o + j] * p[o + j];
+    f4 dt = SPLAT(dot);
+    for (j = 0; j + 4 <= C; j += 4) {
+      STORE(ds + o + j, MUL(LOAD(p + o + j), SUB(LOAD(dp + o + j), dt)));
+    }
+    for (; j < C; j++) ds[o + j] = p[o + j] * (dp[o + j] - dot);
+  }
+}
+
+// Columns col0 + h*hd .. of rows [B*T, W] -> [B*H, T, hd], plus bias (may be 0), times scale.
+void ij_rows_to_heads(const float* src, int W, int col0, float* dst, int B, int T, int H, int hd,
+                      const float* bias, float scale) {
+  const f4 sc = SPLAT(scale);
+  for (int b = 0; b < B; b++) {
+    for (int h = 0; h < H; h++) {
+      int c = col0 + h * hd;
+      float* d = dst + ((size_t)(b * H + h)) * T * hd;
+      for (int t = 0; t < T; t++, d += hd) {
+        const float* s = src + ((size_t)b * T + t) * W + c;
+        int j = 0;
+        for (; j + 4 <= hd; j += 4) {
+          f4 v = LOAD(s + j);
+          if (bias) v = ADD(v, LOAD(bias + c + j));
+          STORE(d + j, MUL(v, sc));
+        }
+        for (; j < hd; j++) d[j] = (s[j] + (bias ? bias[c + j] : 0.f)) * scale;
+      }
+    }
+  }
+}
+
+// The inverse: [B*H, T, hd] times scale into columns col0 + h*hd .. of rows [B*T, W].
+void ij_heads_to_rows(const float* src, float* dst, int W, int col0, int B, int T, int H, int hd,
+                      float scale) {
+  const f4 sc = SPLAT(scale);
+  for (int b = 0; b < B; b++) {
+    for (int h = 0; h < H; h++) {
+      int c = col0 + h * hd;
+      const float* s = src + ((size_t)(b * H + h)) * T * hd;
+      for (int t = 0; t < T; t++, s += hd) {
+        float* d = dst + ((size_t)b * T + t) * W + c;
+        int j = 0;
+        for (; j + 4 <= hd; j += 4) STORE(d + j, MUL(LOAD(s + j), sc));
+        for (; j < hd; j++) d[j] = s[j] * scale;
+      }
+    }
+  }
+}
+
+// out = x + y + bias over rows [R, D]; y may be 0 (a bias add).
+void ij_residual(const float* x, const float* y, const float* bias, float* out, int R, int D) {
+  for (int r = 0; r < R; r++) {
+    size_t o = (size_t)r * D;
+    int j = 0;
+    if (y) {
+      for (; j + 4 <= D; j += 4) {
+        STORE(out + o + j, ADD(ADD(LOAD(x + o + j), LOAD(y + o + j)), LOAD(bias + j)));
+      }
+      for (; j < D; j++) out[o + j] = x[o + j] + y[o + j] + bias[j];
+    } else {
+      for (; j + 4 <= D; j += 4) STORE(out + o + j, ADD(LOAD(x + o + j), LOAD(bias + j)));
+      for (; j < D; j++) out[o + j] = x[o + j] + bias[j];
+    }
+  }
+}
+
+// out[C] = column sums of x [R, C], accumulated in float64 (acc[C]).
+void ij_col_sum(const float* x, float* out, double* acc, int R, int C) {
+  for (int j = 0; j < C; j++) acc[j] = 0;
+  for (int r = 0; r < R; r++) {
+    size_t o = (size_t)r * C;
+    if (!(C & 3)) {
+      for (int j = 0; j < C; j += 4) acc4(acc + j, LOAD(x + o + j));
+    } else {
+      for (int j = 0; j < C; j++) acc[j] += x[o + j];
+    }
+  }
+  for (int j = 0; j < C; j++) out[j] = (float)acc[j];
+}
+
+// Smooth-L1 (beta 1) and its gradient dy * clamp(d, -1, 1).
+void ij_smooth_l1(const float* d, float* y, int n) {
+  for (int i = 0; i < n; i++) {
+    float a = d[i] < 0 ? -d[i] : d[i];
+    y[i] = a < 1.f ? 0.5f * a * a : a - 0.5f;
+  }
+}
+
+void ij_smooth_l1_grad(const float* d, const float* dy, float* dd, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    f4 c = wasm_f32x4_pmin(wasm_f32x4_pmax(LOAD(d + i), SPLAT(-1.f)), SPLAT(1.f));
+    STORE(dd + i, MUL(LOAD(dy + i), c));
+  }
+  for (; i < n; i++) {
+    float v = d[i];
+    dd[i] = dy[i] * (v > 1.f ? 1.f : v < -1.f ? -1.f : v);
+  }
+}
+
+// One AdamW step: m1 = b1 m + (1-b1) g; v1 = b2 v + (1-b2) g^2;
+// p1 = p * keep - step * m1 / (sqrt(v1) * root + eps), with keep = 1 - lr*wd, step = lr / (1 - b1^t),
+// root = 1 / sqrt(1 - b2^t).
+void ij_adamw(const float* p, const float* m, const float* v, const float* g, float* p1, float* m1,
+              float* v1, int n, float b1, float b2, float eps, float step, float root, float keep) {
+  const f4 B1 = SPLAT(b1), B1c = SPLAT(1.f - b1), B2 = SPLAT(b2), B2c = SPLAT(1.f - b2);
+  const f4 E = SPLAT(eps), S = SPLAT(step), RT = SPLAT(root), K = SPLAT(keep);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    f4 gi = LOAD(g + i);
+    f4 mi = ADD(MUL(B1, LOAD(m + i)), MUL(B1c, gi));
+    f4 vi = ADD(MUL(B2, LOAD(v + i)), MUL(B2c, MUL(gi, gi)));
+    STORE(m1 + i, mi);
+    STORE(v1 + i, vi);
+    f4 den = ADD(MUL(wasm_f32x4_sqrt(vi), RT), E);
+    STORE(p1 + i, SUB(MUL(LOAD(p + i), K), wasm_f32x4_div(MUL(S, mi), den)));
+  }
+  for (; i < n; i++) {
+    float gi = g[i];
+    float mi = b1 * m[i] + (1.f - b1) * gi;
+    float vi = b2 * v[i] + (1.f - b2) * gi * gi;
+    m1[i] = mi;
+    v1[i] = vi;
+    p1[i] = p[i] * keep - step * mi / (__builtin_sqrtf(vi) * root + eps);
+  }
+}
+
+// out = momentum * t + rest * c, rest = 1 - momentum (computed by the caller in float64).
+void ij_ema(const float* t, const float* c, float* out, int n, float momentum, float rest) {
+  const f4 M = SPLAT(momentum), K = SPLAT(rest);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) STORE(out + i, ADD(MUL(M, LOAD(t + i)), MUL(K, LOAD(c + i))));
+  for (; i < n; i++) out[i] = momentum * t[i] + rest * c[i];
+}

@@ -1,0 +1,345 @@
+/**
+ * The paper's two most taught ablations, rerun at small scale with everything else held fixed:
+ *
+ * - `targets` (Table 7): predict target-encoder representations (I-JEPA) or normalised pixels,
+ *   with the same encoder, masks, steps and seed. Both arms keep an EMA target encoder, so the
+ *   probe reads the same kind of encoder in both; the context encoder is probed too.
+ * - `masking` (Table 6): multi-block with 4 targets, multi-block with 1, rasterized (quadrants),
+ *   one large block, and random patches.
+ *
+ * Each arm is pretrained and probed (1% labels, 10-shot, and kNN on the 1% subsets) on the same label
+ * subsets, beside a random-init encoder and raw pixels. Every finished arm is written to
+ * `results.json` at once, and an arm's training checkpoints as it goes, so an interrupted study
+ * resumes where it stopped.
+ *
+ * @example
+ * ```ts
+ * import { studyArms } from "./ablate.ts";
+ * const arms = studyArms("masking");
+ * if (arms.length !== 5 || arms[0].name !== "multi-block (M=4)") throw new Error("unexpected arms");
+ * ```
+ * @module
+ */
+import { type ModelConfig, modelConfig } from "../model/config.ts";
+import type { DatasetSplits } from "../data/data.ts";
+import { IJEPA } from "../model/ijepa.ts";
+import type { MaskerOptions } from "../masks/masks.ts";
+import { formatProbeTable, type ProbeTable, runProbeSuite } from "./probe.ts";
+import { recipe } from "../train/recipes.ts";
+import { CHECKPOINT_FILE, EMATrainer } from "../train/trainer.ts";
+
+/** The studies. */
+export type Study = "targets" | "masking";
+/** Study names for help texts. */
+export const STUDIES: readonly Study[] = ["targets", "masking"];
+
+/** One arm: a name, model overrides and mask options on top of the shared recipe. */
+export interface Arm {
+  name: string;
+  model: Partial<ModelConfig>;
+  masks: Partial<MaskerOptions>;
+  /** The paper's 1%-ImageNet figure for this arm, for the side-by-side table. */
+  paper: number;
+}
+
+/**
+ * The arms of a study on a `grid` x `grid` patch grid. The masking study gives every arm the same
+ * `minKeep`: 6, or less on grids whose smallest quadrant (the rasterized context) is smaller.
+ */
+export function studyArms(study: Study, grid = 7): Arm[] {
+  if (study === "targets") {
+    return [
+      { name: "representation (I-JEPA)", model: { targetMode: "representation" }, masks: {}, paper: 66.9 },
+      { name: "pixels", model: { targetMode: "pixel" }, masks: {}, paper: 40.7 },
+    ];
+  }
+  if (study === "masking") {
+    const k = { minKeep: Math.min(6, Math.floor(grid / 2) ** 2) };
+    return [
+      {
+        name: "multi-block (M=4)",
+        model: {},
+        masks: { ...k, strategy: "multiblock", nTargets: 4 },
+        paper: 54.2,
+      },
+      {
+        name: "multi-block (M=1)",
+        model: {},
+        masks: { ...k, strategy: "multiblock", nTargets: 1 },
+        paper: 9.0,
+      },
+      {
+        name: "rasterized",
+        model: {},
+        masks: { ...k, strategy: "rasterized", nTargets: 3 },
+        paper: 15.5,
+      },
+      {
+        name: "block",
+        model: {},
+        masks: { ...k, strategy: "block", nTargets: 1, targetScale: [0.6, 0.6] },
+        paper: 20.2,
+      },
+      { name: "random", model: {}, masks: { ...k, strategy: "random", nTargets: 1 }, paper: 17.6 },
+    ];
+  }
+  throw new Error(`unknown study "${study}": expected one of ${STUDIES.join(", ")}`);
+}
+
+/** Options of {@link runStudy}. */
+export interface StudyOptions {
+  study: Study;
+  preset: string;
+  /** Training steps per arm (default: the preset's recipe). */
+  steps?: number;
+  /** Training seeds per arm. */
+  seeds: number;
+  data: DatasetSplits;
+  /** Folder for results.json and each arm's run. */
+  outDir: string;
+  /** Label subsets drawn per probe setting (default 3). */
+  probeSeeds?: number;
+  /**
+   * Model settings for every arm alike (e.g. `{ predictorDepth: 2 }`), under each arm's own; the
+   * random-init baseline gets them too. Recorded in results.json; a resumed study must match.
+   */
+  model?: Partial<ModelConfig>;
+  log?: (line: string) => void;
+}
+
+/** One finished arm and seed. */
+export interface ArmResult {
+  arm: string;
+  seed: number;
+  /** Seconds of training. */
+  seconds: number;
+  firstLoss: number;
+  lastLoss: number;
+  /** Probe table rows of this arm's encoders (target, and context for the targets study). */
+  table: ProbeTable;
+}
+
+/** The results file. */
+export interface StudyResults {
+  study: Study;
+  preset: string;
+  steps: number;
+  seeds: number;
+  data: string;
+  /** The study-wide model settings ({@link StudyOptions.model}), when any. */
+  model?: Partial<ModelConfig>;
+  arms: Record<string, ArmResult>;
+  baselines?: ProbeTable;
+}
+
+async function readResults(path: string): Promise<StudyResults | undefined> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw new Error(
+      `${path}: cannot read the study's results (${(e as Error).message}); move it away to start over`,
+    );
+  }
+}
+
+async function writeResults(path: string, r: StudyResults): Promise<void> {
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  await Deno.writeTextFile(tmp, JSON.stringify(r, null, 1));
+  await Deno.rename(tmp, path);
+}
+
+/**
+ * Run (or resume) a study: every arm x seed not yet in `results.json` is trained and probed; the
+ * random-init and raw-pixel baselines are probed once on the same label subsets.
+ */
+export async function runStudy(o: StudyOptions): Promise<StudyResults> {
+  const log = o.log ?? (() => {});
+  const base = recipe(o.preset);
+  const steps = o.steps ?? base.steps;
+  const path = `${o.outDir}/results.json`;
+  await Deno.mkdir(o.outDir, { recursive: true });
+  let results = await readResults(path);
+  const shared = o.model ?? {};
+  modelConfig(o.preset, shared); // a wrong key or value fails here, before any training
+  const sharedText = JSON.stringify(shared);
+  if (
+    results &&
+    (results.study !== o.study || results.preset !== o.preset || results.steps !== steps ||
+      JSON.stringify(results.model ?? {}) !== sharedText)
+  ) {
+    throw new Error(
+      `${path} holds a ${results.study} study of ${results.preset} for ${results.steps} steps, model ` +
+        `${
+          JSON.stringify(results.model ?? {})
+        }; this run asks for ${o.study}, ${o.preset}, ${steps} steps, ` +
+        `model ${sharedText}: use another --out`,
+    );
+  }
+  // a study resumed with more seeds than it started with reports them all
+  if (results && o.seeds > results.seeds) results.seeds = o.seeds;
+  results ??= {
+    study: o.study,
+    preset: o.preset,
+    steps,
+    seeds: o.seeds,
+    data: o.data.source,
+    ...(Object.keys(shared).length ? { model: shared } : {}),
+    arms: {},
+  };
+  const probeOpts = { shots: [10], onePercent: true, full: false, seeds: o.probeSeeds ?? 3, k: 20 };
+  const grid = modelConfig(o.preset, shared).gridSize;
+  for (const arm of studyArms(o.study, grid)) {
+    for (let seed = 0; seed < o.seeds; seed++) {
+      const key = `${arm.name} / seed ${seed}`;
+      if (results.arms[key]) {
+        log(`${key}: done earlier, skipped`);
+        continue;
+      }
+      const runDir = `${o.outDir}/${arm.name.replace(/[^a-zA-Z0-9]+/g, "-")}-s${seed}`;
+      await Deno.mkdir(runDir, { recursive: true });
+      let trainer: EMATrainer;
+      try {
+        trainer = await EMATrainer.resume(`${runDir}/${CHECKPOINT_FILE}`, { outDir: runDir });
+        log(`${key}: resuming at step ${trainer.step}`);
+      } catch {
+        const model = new IJEPA(o.preset, { seed, overrides: { ...shared, ...arm.model } });
+        trainer = new EMATrainer(model, {
+          ...recipe(o.preset, steps),
+          seed,
+          outDir: runDir,
+          checkpointEvery: 50,
+          masks: { ...base.masks, ...arm.masks },
+        });
+      }
+      const fit = await trainer.fit(o.data.train);
+      const losses = (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).trim().split("\n").map((l) =>
+        JSON.parse(l).loss as number
+      );
+      const m = trainer.model;
+      const encoders = [{ name: `${arm.name}: target encoder`, encoder: m.targetEncoder }];
+      if (o.study === "targets") encoders.push({ name: `${arm.name}: context encoder`, encoder: m.encoder });
+      const table = await runProbeSuite({
+        encoders,
+        pixels: false,
+        train: o.data.train,
+        test: o.data.test,
+        ...probeOpts,
+        seed: 0,
+        mean: trainer.stats?.mean,
+        std: trainer.stats?.std,
+      });
+      results.arms[key] = {
+        arm: arm.name,
+        seed,
+        seconds: fit.seconds,
+        firstLoss: losses[0],
+        lastLoss: losses[losses.length - 1],
+        table,
+      };
+      await writeResults(path, results);
+      log(`${key}: ${formatRowLine(table)}`);
+      trainer.dispose();
+      m.dispose();
+    }
+  }
+  if (!results.baselines) {
+    const rand = new IJEPA(o.preset, { seed: 12345, overrides: shared });
+    results.baselines = await runProbeSuite({
+      encoders: [{ name: "random init", encoder: rand.targetEncoder }],
+      pixels: true,
+      train: o.data.train,
+      test: o.data.test,
+      ...probeOpts,
+      seed: 0,
+    });
+    rand.dispose();
+    await writeResults(path, results);
+  }
+  return results;
+}
+
+function formatRowLine(t: ProbeTable): string {
+  return t.rows.map((r) =>
+    `${r.method}: ` + t.settings.map((s, i) => `${s.name} ${(100 * r.probe[i].mean).toFixed(1)}%`).join(", ")
+  ).join("; ");
+}
+
+/** One summary row per arm (and baseline): mean and spread over training seeds of each column. */
+export interface SummaryRow {
+  method: string;
+  /** Column name -> [mean %, std %]. */
+  cells: Record<string, [number, number]>;
+  paper?: number;
+}
+
+/** Summarise a study: per arm and encoder, 1% probe, 10-shot probe and kNN (1%), mean and spread. */
+export function summarise(r: StudyResults): SummaryRow[] {
+  const arms = studyArms(r.study, modelConfig(r.preset).gridSize);
+  const byMethod = new Map<
+    string,
+    { cells: Record<string, number[]>; paper?: number; draws: Record<string, number[]> }
+  >();
+  const add = (t: ProbeTable, paper?: number) => {
+    for (const row of t.rows) {
+      const e = byMethod.get(row.method) ?? { cells: {}, paper, draws: {} };
+      t.settings.forEach((s, i) => {
+        (e.cells[`probe ${s.name}`] ??= []).push(100 * row.probe[i].mean);
+        (e.draws[`probe ${s.name}`] ??= []).push(...row.probe[i].runs.map((x) => 100 * x));
+        if (row.knn && s.name === "1%") {
+          (e.cells["kNN 1%"] ??= []).push(100 * row.knn[i].mean);
+          (e.draws["kNN 1%"] ??= []).push(...row.knn[i].runs.map((x) => 100 * x));
+        }
+      });
+      byMethod.set(row.method, e);
+    }
+  };
+  for (const a of Object.values(r.arms)) add(a.table, arms.find((x) => x.name === a.arm)?.paper);
+  if (r.baselines) add(r.baselines);
+  const out: SummaryRow[] = [];
+  for (const [method, e] of byMethod) {
+    const cells: Record<string, [number, number]> = {};
+    for (const [col, vals] of Object.entries(e.cells)) {
+      // spread over training seeds when there are several, else over the probe's label draws
+      const spreadOf = vals.length > 1 ? vals : e.draws[col];
+      cells[col] = [mean(vals), std(spreadOf)];
+    }
+    out.push({ method, cells, paper: e.paper });
+  }
+  return out;
+}
+
+function mean(a: number[]): number {
+  return a.reduce((x, y) => x + y, 0) / a.length;
+}
+function std(a: number[]): number {
+  if (a.length < 2) return 0;
+  const m = mean(a);
+  return Math.sqrt(a.reduce((s, x) => s + (x - m) ** 2, 0) / (a.length - 1));
+}
+
+/** A plain-text table of {@link summarise}'s rows, with the paper's figure beside each arm. */
+export function formatSummary(rows: SummaryRow[], r: StudyResults): string {
+  const cols = ["probe 1%", "probe 10-shot", "kNN 1%"];
+  const head = ["method".padEnd(42), ...cols.map((c) => c.padStart(14)), "paper (1% IN)".padStart(14)].join(
+    "",
+  );
+  const lines = [
+    `${r.study} study, preset ${r.preset}, ${r.steps} steps, ${r.seeds} seed(s); ${r.data}`,
+    head,
+    "-".repeat(head.length),
+  ];
+  for (const row of rows) {
+    const cells = cols.map((c) => {
+      const v = row.cells[c];
+      return (v ? `${v[0].toFixed(1)} ± ${v[1].toFixed(1)}` : "-").padStart(14);
+    });
+    lines.push(
+      [row.method.padEnd(42), ...cells, (row.paper !== undefined ? row.paper.toFixed(1) : "").padStart(14)]
+        .join(""),
+    );
+  }
+  return lines.join("\n");
+}
+
+export { formatProbeTable };

@@ -1,0 +1,20 @@
+/**
+ * The paper's Figure 3: the context encoder and EMA target encoder (a ViT), the predictor, the loss
+ * between predicted and target patch representations, and the presets.
+ *
+ * @module
+ */
+export {
+  type LossKind,
+  type ModelConfig,
+  modelConfig,
+  PRESET_NAMES,
+  presetReasons,
+  PRESETS,
+  type ResolvedConfig,
+  type TargetMode,
+} from "./config.ts";
+export { checkImages, type TokenSelection, VisionTransformer } from "./vit.ts";
+export { type CollatedMasks, Predictor } from "./predictor.ts";
+export { distance, IJEPA, type IJEPAOptions, meanFeatureStd, TARGET_EPS } from "./ijepa.ts";
+export { sincosPosEmbed } from "./posembed.ts";

@@ -1,0 +1,390 @@
+/**
+ * The EMA trainer: one I-JEPA training step is
+ *
+ *   1. a batch of (augmented, normalised) images and a batch of masks;
+ *   2. the loss and its gradients (targets from the target encoder, outside the gradient tape);
+ *   3. an AdamW update of the context encoder and predictor (learning rate and weight decay from
+ *      their schedules);
+ *   4. an EMA update of the target encoder with the scheduled momentum.
+ *
+ * Everything a run needs to continue is in its checkpoint (weights, AdamW moments, step, the mask
+ * and data generators' states, the options), written atomically, so a killed run resumes and
+ * produces the same losses as one that was never interrupted. A NaN or infinite loss stops the run
+ * before the bad update is applied; a falling target-feature spread (collapse) prints a warning.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { IJEPA } from "../model/ijepa.ts";
+ * import { EMATrainer } from "./trainer.ts";
+ * await tf.setBackend("cpu");
+ * const model = new IJEPA("tiny", { seed: 0 });
+ * const trainer = new EMATrainer(model, { batchSize: 4, steps: 2, masks: { minKeep: 2 } });
+ * const images = new Uint8Array(8 * 16 * 16).map((_, i) => i % 251);
+ * const ds = { images, labels: new Int32Array(8), n: 8, height: 16, width: 16, channels: 1, classNames: ["x"], source: "demo" };
+ * const result = await trainer.fit(ds);
+ * if (result.losses.length !== 2) throw new Error("expected two steps");
+ * trainer.dispose();
+ * model.dispose();
+ * ```
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { AdamW } from "./adamw.ts";
+import { BatchStream, type BatchStreamState, channelStats, type ImageDataset } from "../data/data.ts";
+import { IJEPA } from "../model/ijepa.ts";
+import { createMasker, type MaskerOptions, maskPreset, type MultiBlockMasker } from "../masks/masks.ts";
+import { Rng } from "../engine/rng.ts";
+import { emaMomentum, learningRate, type LrSchedule, weightDecay } from "./schedules.ts";
+import { type Tensor as StTensor } from "../io/safetensors.ts";
+import { fromOfficial, loadModel, saveModel, toOfficial } from "../io/weights.ts";
+import { openSafetensors } from "../io/safetensors.ts";
+
+/** Trainer options. Every field has a default (see {@link TRAINER_DEFAULTS}). */
+export interface TrainerOptions {
+  /** Images per step. */
+  batchSize: number;
+  /** Length of the run in steps: the schedules are laid out over it. */
+  steps: number;
+  /** Learning-rate schedule; `warmup` in steps. */
+  lr: LrSchedule;
+  /** Weight decay from [0] to [1] along a cosine. */
+  weightDecay: [number, number];
+  /** EMA momentum from [0] to [1], linearly. */
+  ema: [number, number];
+  /** Clip the global gradient norm to this value (0 = off). */
+  clipGrad: number;
+  /** Mask options on top of the grid's preset (lib/masks/masks.ts `maskPreset`). */
+  masks: Partial<Omit<MaskerOptions, "rows" | "cols">>;
+  /** Seed of the masks, the data order and the augmentation. */
+  seed: number;
+  /** RandomResizedCrop (scale 0.3-1.0), as the official config. */
+  augment: boolean;
+  /** Measure the target features' spread every this many steps (0 = never). */
+  stdEvery: number;
+  /** Warn of collapse when the spread falls below this fraction of its first value. */
+  collapseRatio: number;
+  /** Write a checkpoint every this many steps (0 = only at the end and on interruption). */
+  checkpointEvery: number;
+  /** Folder for checkpoints and metrics; none means nothing is written. */
+  outDir: string | null;
+}
+
+/** Defaults: the official recipe where it applies at this scale. */
+export const TRAINER_DEFAULTS: TrainerOptions = {
+  batchSize: 64,
+  steps: 1000,
+  lr: { start: 2e-4, ref: 1e-3, final: 1e-6, warmup: 100 },
+  weightDecay: [0.04, 0.4],
+  ema: [0.996, 1.0],
+  clipGrad: 0,
+  masks: {},
+  seed: 0,
+  augment: true,
+  stdEvery: 10,
+  collapseRatio: 0.1,
+  checkpointEvery: 0,
+  outDir: null,
+};
+
+/** What each step reports. */
+export interface StepInfo {
+  step: number;
+  steps: number;
+  loss: number;
+  lr: number;
+  weightDecay: number;
+  momentum: number;
+  /** Mean per-dimension std of the target features, when measured this step. */
+  targetStd?: number;
+  /** Images per second over this step. */
+  imgPerSec: number;
+  /** Seconds since fit() started. */
+  elapsed: number;
+  /** Context and target tokens per example this step. */
+  contextLen: number;
+  targetLen: number;
+}
+
+/** The outcome of {@link EMATrainer.fit}. */
+export interface FitResult {
+  /** Losses of the steps run by this call. */
+  losses: number[];
+  /** The step reached. */
+  step: number;
+  /** True when stopped early by the abort signal (a checkpoint was written if outDir is set). */
+  interrupted: boolean;
+  seconds: number;
+  /** Path of the last checkpoint written, if any. */
+  checkpoint?: string;
+}
+
+/** Thrown when the loss stops being a finite number. */
+export class TrainingDiverged extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TrainingDiverged";
+  }
+}
+
+function mergeOptions(o: Partial<TrainerOptions>): TrainerOptions {
+  for (const k of Object.keys(o)) {
+    if (!(k in TRAINER_DEFAULTS)) {
+      throw new Error(
+        `EMATrainer: unknown option "${k}"; expected one of ${Object.keys(TRAINER_DEFAULTS).join(", ")}`,
+      );
+    }
+  }
+  const m = { ...TRAINER_DEFAULTS, ...o, lr: { ...TRAINER_DEFAULTS.lr, ...(o.lr ?? {}) } };
+  if (!(Number.isInteger(m.batchSize) && m.batchSize > 0)) {
+    throw new Error(`EMATrainer: batchSize must be a positive integer, got ${m.batchSize}`);
+  }
+  if (!(Number.isInteger(m.steps) && m.steps > 0)) {
+    throw new Error(`EMATrainer: steps must be a positive integer, got ${m.steps}`);
+  }
+  if (!(m.lr.warmup >= 0)) throw new Error(`EMATrainer: lr.warmup must be >= 0, got ${m.lr.warmup}`);
+  return m;
+}
+
+/** The checkpoint file name inside a run folder. */
+export const CHECKPOINT_FILE = "checkpoint.safetensors";
+/** The metrics file name inside a run folder (one JSON object per line). */
+export const METRICS_FILE = "metrics.jsonl";
+
+/** Trains an {@link IJEPA} model. */
+export class EMATrainer {
+  readonly model: IJEPA;
+  readonly options: TrainerOptions;
+  readonly masker: MultiBlockMasker;
+  readonly optimizer: AdamW;
+  /** Steps completed. */
+  step = 0;
+  /** Input normalisation (set from the data at the first fit, or restored). */
+  stats?: { mean: number[]; std: number[] };
+  #maskRng: Rng;
+  #streamState?: BatchStreamState;
+  #dataRngState: number[];
+  #firstStd?: number;
+
+  constructor(model: IJEPA, options: Partial<TrainerOptions> = {}) {
+    this.model = model;
+    this.options = mergeOptions(options);
+    const g = model.cfg.gridSize;
+    let preset: Partial<MaskerOptions> = {};
+    try {
+      preset = maskPreset(g, g);
+    } catch {
+      preset = { minKeep: Math.max(1, Math.floor(g * g / 5)) }; // small grids without a preset
+    }
+    this.masker = createMasker({ ...preset, ...this.options.masks, rows: g, cols: g });
+    this.optimizer = new AdamW(model.namedTrainable());
+    this.#maskRng = new Rng(this.options.seed);
+    this.#dataRngState = new Rng(this.options.seed + 1).state();
+  }
+
+  /** The learning rate, weight decay and momentum at a step. */
+  schedule(step: number): { lr: number; weightDecay: number; momentum: number } {
+    const { steps, lr, weightDecay: wd, ema } = this.options;
+    return {
+      lr: learningRate(step, steps, lr),
+      weightDecay: weightDecay(step, steps, wd),
+      momentum: emaMomentum(step, steps, ema),
+    };
+  }
+
+  /**
+   * Train until `options.steps` (or the abort signal). Resumes from where this trainer stands
+   * (after {@link EMATrainer.resume}, from the checkpoint's step with the same data order).
+   */
+  async fit(
+    data: ImageDataset,
+    hooks: { onStep?: (s: StepInfo) => void | Promise<void>; signal?: AbortSignal } = {},
+  ): Promise<FitResult> {
+    const { model, options: o } = this;
+    const cfg = model.cfg;
+    if (data.channels !== cfg.channels) {
+      throw new Error(
+        `EMATrainer.fit: the data has ${data.channels} channel(s), the model expects ${cfg.channels}`,
+      );
+    }
+    if (data.n < o.batchSize) {
+      throw new Error(`EMATrainer.fit: ${data.n} images cannot fill one batch of ${o.batchSize}`);
+    }
+    this.stats ??= channelStats(data);
+    const streamOpts = {
+      batchSize: o.batchSize,
+      rng: Rng.fromState(this.#dataRngState),
+      shuffle: true,
+      dropLast: true,
+      augment: o.augment,
+      size: cfg.imageSize,
+      stats: this.stats,
+    };
+    const stream = this.#streamState
+      ? BatchStream.fromState(data, streamOpts, this.#streamState)
+      : new BatchStream(data, streamOpts);
+    const t0 = performance.now();
+    const losses: number[] = [];
+    let checkpoint: string | undefined;
+    let interrupted = false;
+    while (this.step < o.steps) {
+      if (hooks.signal?.aborted) {
+        interrupted = true;
+        break;
+      }
+      const ts = performance.now();
+      const batch = stream.next();
+      const masks = this.masker.sample(this.#maskRng, o.batchSize);
+      const sched = this.schedule(this.step);
+      const measure = o.stdEvery > 0 && this.step % o.stdEvery === 0;
+      const images = tf.tensor4d(batch.images, batch.shape);
+      const { loss, grads, targetStd } = model.lossAndGrads(images, masks, { measureStd: measure });
+      images.dispose();
+      const lossValue = (await loss.data())[0];
+      loss.dispose();
+      if (!Number.isFinite(lossValue)) {
+        tf.dispose(Object.values(grads));
+        const where = checkpoint ??
+          (o.outDir ? `${o.outDir}/${CHECKPOINT_FILE} (if one was written)` : "none");
+        throw new TrainingDiverged(
+          `the loss became ${lossValue} at step ${this.step}; no update was applied. Last good checkpoint: ${where}. ` +
+            `Try a lower learning rate (it was ${sched.lr.toExponential(2)}) or gradient clipping.`,
+        );
+      }
+      if (o.clipGrad > 0) clipByGlobalNorm(grads, o.clipGrad);
+      this.optimizer.step(grads, { lr: sched.lr, weightDecay: sched.weightDecay });
+      model.updateTarget(sched.momentum);
+      this.step += 1;
+      this.#streamState = stream.state();
+      losses.push(lossValue);
+      if (targetStd !== undefined) {
+        this.#firstStd ??= targetStd;
+        if (targetStd < o.collapseRatio * this.#firstStd) {
+          console.warn(
+            `warning: possible collapse at step ${this.step}: target-feature std ${
+              targetStd.toFixed(4)
+            } fell below ` +
+              `${o.collapseRatio} x its first value ${this.#firstStd.toFixed(4)}`,
+          );
+        }
+      }
+      const info: StepInfo = {
+        step: this.step,
+        steps: o.steps,
+        loss: lossValue,
+        ...sched,
+        targetStd,
+        imgPerSec: o.batchSize / ((performance.now() - ts) / 1000),
+        elapsed: (performance.now() - t0) / 1000,
+        contextLen: masks.contextLen,
+        targetLen: masks.targetLen,
+      };
+      if (o.outDir) await appendMetrics(`${o.outDir}/${METRICS_FILE}`, info);
+      await hooks.onStep?.(info);
+      if (o.outDir && o.checkpointEvery > 0 && this.step % o.checkpointEvery === 0 && this.step < o.steps) {
+        checkpoint = await this.save(`${o.outDir}/${CHECKPOINT_FILE}`);
+      }
+    }
+    if (o.outDir && (interrupted || this.step >= o.steps)) {
+      checkpoint = await this.save(`${o.outDir}/${CHECKPOINT_FILE}`);
+    }
+    return { losses, step: this.step, interrupted, seconds: (performance.now() - t0) / 1000, checkpoint };
+  }
+
+  /** Write a checkpoint (atomically): weights, AdamW moments, step, generator states, options. */
+  async save(path: string): Promise<string> {
+    const cfg = this.model.cfg;
+    const extra: Record<string, StTensor> = {};
+    for (const [name, v] of Object.entries(this.optimizer.stateTensors())) {
+      // adamw.m.<part>.<key>: the moments in the official layout, like the weights
+      const key = name.replace(/^adamw\.[mv]\.(encoder|predictor)\./, "");
+      const t = toOfficial(key, v.shape, v.dataSync() as Float32Array, cfg);
+      extra[name] = { dtype: "F32", shape: t.shape, data: t.data };
+    }
+    await saveModel(this.model, path, {
+      kind: "checkpoint",
+      step: this.step,
+      adamw_t: this.optimizer.t,
+      mask_rng: this.#maskRng.state(),
+      data_rng: this.#dataRngState,
+      stream: this.#streamState,
+      trainer: this.options,
+      mean: this.stats?.mean,
+      std: this.stats?.std,
+      first_std: this.#firstStd,
+    }, { extra });
+    return path;
+  }
+
+  /**
+   * Continue a run from its checkpoint: the model, the optimizer, the step and the generators come
+   * back as they were. `overrides` may change nothing that would alter the run except `outDir`.
+   */
+  static async resume(
+    path: string,
+    overrides: Partial<Pick<TrainerOptions, "outDir">> = {},
+  ): Promise<EMATrainer> {
+    const { model, meta } = await loadModel(path);
+    if (meta.kind !== "checkpoint") {
+      model.dispose();
+      throw new Error(
+        `${path}: holds final weights, not a training checkpoint (no optimizer state); cannot resume`,
+      );
+    }
+    const trainer = new EMATrainer(model, { ...(meta.trainer as TrainerOptions), ...overrides });
+    const moments: Record<string, Float32Array> = {};
+    using st = await openSafetensors(path);
+    for (const [name, v] of Object.entries(trainer.optimizer.stateTensors())) {
+      if (!st.has(name)) throw new Error(`${path}: the checkpoint lacks optimizer tensor "${name}"`);
+      const key = name.replace(/^adamw\.[mv]\.(encoder|predictor)\./, "");
+      moments[name] = fromOfficial(key, v.shape, await st.readFloat32(name), model.cfg);
+    }
+    trainer.optimizer.loadState(meta.adamw_t as number, moments);
+    trainer.step = meta.step as number;
+    trainer.#maskRng = Rng.fromState(meta.mask_rng as number[]);
+    trainer.#dataRngState = meta.data_rng as number[];
+    trainer.#streamState = meta.stream as BatchStreamState | undefined;
+    trainer.stats = meta.mean ? { mean: meta.mean as number[], std: meta.std as number[] } : undefined;
+    trainer.#firstStd = meta.first_std as number | undefined;
+    const dir = trainer.options.outDir;
+    if (dir) await truncateMetrics(`${dir}/${METRICS_FILE}`, trainer.step);
+    return trainer;
+  }
+
+  /** Free the optimizer state (the model stays with its owner). */
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
+
+/** Scale all gradients so their global L2 norm is at most `maxNorm` (in place in the map). */
+export function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number): number {
+  const norm = tf.tidy(() => tf.addN(Object.values(grads).map((g) => g.square().sum())).sqrt().dataSync()[0]);
+  if (norm > maxNorm) {
+    const scale = maxNorm / (norm + 1e-6);
+    for (const k of Object.keys(grads)) {
+      const old = grads[k];
+      grads[k] = old.mul(scale);
+      old.dispose();
+    }
+  }
+  return norm;
+}
+
+/** Drop metric lines past `step` (written after the checkpoint a resumed run starts from). */
+async function truncateMetrics(path: string, step: number): Promise<void> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch {
+    return;
+  }
+  const kept = text.split("\n").filter((l) => l.trim() && (JSON.parse(l).step as number) <= step);
+  await Deno.writeTextFile(path, kept.map((l) => l + "\n").join(""));
+}
+
+async function appendMetrics(path: string, info: StepInfo): Promise<void> {
+  const rec: Record<string, unknown> = { ...info };
+  for (const [k, v] of Object.entries(rec)) if (typeof v === "number") rec[k] = Number(v.toPrecision(7));
+  await Deno.writeTextFile(path, JSON.stringify(rec) + "\n", { append: true });
+}

@@ -1,0 +1,101 @@
+// Every task: --help works, unknown flags are errors; inspect and embed on the official fixture.
+import { assert, assertEquals } from "../_assert.ts";
+import { runCli } from "../_cli.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const FIXTURE = `${ROOT}tests/fixtures/official-ijepa-tiny/checkpoint.pth.tar`;
+
+const run = runCli;
+
+const TASKS = ["pretrain", "probe", "ablate", "recipe", "masks", "inspect", "embed"];
+
+for (const task of TASKS) {
+  Deno.test(`cli ${task}: --help prints usage; an unknown flag is an error`, async () => {
+    const help = await run(task, ["--help"]);
+    assertEquals(help.code, 0, help.stderr);
+    assert(help.stdout.includes(`deno task ${task}`), help.stdout);
+    const bad = await run(task, ["--no-such-flag"]);
+    assertEquals(bad.code, 2);
+    assert(bad.stderr.includes("unknown flag --no-such-flag"), bad.stderr);
+  });
+}
+
+Deno.test("cli inspect: the official fixture's config, parts and training state", async () => {
+  const r = await run("inspect", [FIXTURE, "--heads", "2", "--json"]);
+  assertEquals(r.code, 0, r.stderr);
+  const info = JSON.parse(r.stdout);
+  const c = info.config;
+  assertEquals([c.imageSize, c.patchSize, c.channels, c.width, c.depth, c.heads, c.mlpHidden], [
+    16,
+    4,
+    3,
+    24,
+    2,
+    2,
+    96,
+  ]);
+  assertEquals([c.predictorWidth, c.predictorDepth], [12, 1]);
+  assertEquals(info.training.epoch, 1);
+  assertEquals(info.training.optimizer.paramGroups, 4);
+  assertEquals(info.notUnderstood, []);
+  assertEquals(info.parts.target_encoder.tensors, 29);
+  const text = await run("inspect", [FIXTURE]);
+  assert(text.stdout.includes("pass --heads N"), text.stdout); // width 24 is outside the official table
+});
+
+Deno.test("cli embed: features of a folder match the target encoder read directly", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { PNG } = await import("pngjs");
+    await Deno.mkdir(`${dir}/imgs/sub`, { recursive: true });
+    for (const [name, v] of [["imgs/a.png", 30], ["imgs/sub/b.png", 220]] as const) {
+      const png = new PNG({ width: 16, height: 16 });
+      for (let i = 0; i < png.data.length; i++) png.data[i] = i % 4 === 3 ? 255 : (v + i) % 256;
+      await Deno.writeFile(`${dir}/${name}`, PNG.sync.write(png));
+    }
+    const r = await run("embed", [
+      "--weights",
+      FIXTURE,
+      "--heads",
+      "2",
+      "--data",
+      `${dir}/imgs`,
+      "--out",
+      `${dir}/f.npy`,
+      "--backend",
+      "cpu",
+      "--json",
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    const bytes = await Deno.readFile(`${dir}/f.npy`);
+    const hlen = new DataView(bytes.buffer).getUint16(8, true);
+    const header = new TextDecoder().decode(bytes.subarray(10, 10 + hlen));
+    assert(header.includes("'shape': (2, 24)"), header);
+    const feats = new Float32Array(bytes.slice(10 + hlen).buffer);
+    assertEquals(
+      (await Deno.readTextFile(`${dir}/f.npy.files.txt`)).trim().split("\n").map((p) => p.slice(dir.length)),
+      [
+        "/imgs/a.png",
+        "/imgs/sub/b.png",
+      ],
+    );
+    // the same numbers computed in-process
+    const tf = await import("@tensorflow/tfjs");
+    const { setBackend } = await import("../../lib/engine/backend.ts");
+    const { loadOfficialCheckpoint } = await import("../../lib/io/weights.ts");
+    const { loadImageFiles } = await import("../../lib/data/data.ts");
+    const { normalize } = await import("../../lib/data/augment.ts");
+    await setBackend("cpu", { quiet: true, blas: false });
+    const { model } = await loadOfficialCheckpoint(FIXTURE, { heads: 2, parts: ["target_encoder"] });
+    const { dataset } = await loadImageFiles(`${dir}/imgs`, { size: 16, channels: 3 });
+    const x = normalize(dataset.images, 3, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
+    const want = tf.tidy(() => model.targetEncoder.forward(tf.tensor4d(x, [2, 16, 16, 3])).mean(1))
+      .dataSync();
+    for (let i = 0; i < want.length; i++) {
+      assert(Math.abs(feats[i] - want[i]) < 1e-5, `feature ${i}: ${feats[i]} vs ${want[i]}`);
+    }
+    model.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,91 @@
+// The study runner on the tiny preset: every arm runs, results are written, a rerun skips them.
+import { assert, assertEquals, assertRejects, assertThrows } from "../_assert.ts";
+import { formatSummary, runStudy, studyArms, summarise } from "../../lib/eval/ablate.ts";
+import { setBackend } from "../../lib/engine/backend.ts";
+import { loadFashionMnist, subset } from "../../lib/data/data.ts";
+
+const full = await loadFashionMnist({ dir: new URL("../../data/fashion-mnist/", import.meta.url).pathname });
+// a small, class-balanced slice keeps the probe fast: 40 per class to train, 20 per class to test
+function slice(ds: typeof full.train, per: number) {
+  const seen = new Array(10).fill(0), idx: number[] = [];
+  for (let i = 0; i < ds.n; i++) if (seen[ds.labels[i]]++ < per) idx.push(i);
+  return subset(ds, idx);
+}
+const data = { ...full, train: slice(full.train, 40), test: slice(full.test, 20) };
+
+Deno.test("ablate: the targets study runs both arms, writes results and resumes by skipping them", async () => {
+  await setBackend("wasm", { quiet: true });
+  const out = await Deno.makeTempDir();
+  // the study every call below starts from; each changes one thing
+  const base = { study: "targets", preset: "tiny", steps: 4, seeds: 1, data, outDir: out } as const;
+  try {
+    const lines: string[] = [];
+    const r = await runStudy({ ...base, log: (l) => lines.push(l) });
+    assertEquals(Object.keys(r.arms).sort(), ["pixels / seed 0", "representation (I-JEPA) / seed 0"]);
+    const saved = JSON.parse(await Deno.readTextFile(`${out}/results.json`));
+    assertEquals(Object.keys(saved.arms).length, 2);
+    assert(saved.baselines.rows.some((x: { method: string }) => x.method === "raw pixels"));
+    // both encoders are probed in the targets study
+    assertEquals(r.arms["pixels / seed 0"].table.rows.length, 2);
+    // the pixel arm's loss is a pixel regression, different from the representation arm's
+    assert(r.arms["pixels / seed 0"].firstLoss !== r.arms["representation (I-JEPA) / seed 0"].firstLoss);
+    const rows = summarise(r);
+    assert(rows.length >= 4);
+    assert(formatSummary(rows, r).includes("66.9"));
+    // a second run finds both arms done
+    const again: string[] = [];
+    const before = await Deno.stat(`${out}/results.json`);
+    await runStudy({ ...base, log: (l) => again.push(l) });
+    assertEquals(again.filter((l) => l.endsWith("done earlier, skipped")).length, 2);
+    assertEquals((await Deno.stat(`${out}/results.json`)).mtime?.getTime(), before.mtime?.getTime());
+    // a different study in the same folder is refused, not mixed in
+    await assertRejects(
+      () => runStudy({ ...base, study: "masking" }),
+      Error,
+      "holds a targets study of tiny for 4 steps",
+    );
+    // asked for a second seed, the study trains only the new arms and reports two seeds
+    const more = await runStudy({ ...base, seeds: 2 });
+    assertEquals(more.seeds, 2);
+    assertEquals(Object.keys(more.arms).length, 4);
+    assertEquals(more.arms["pixels / seed 0"], r.arms["pixels / seed 0"]);
+    // so is the same study with other model settings for every arm, and a wrong setting fails first
+    await assertRejects(
+      () => runStudy({ ...base, model: { predictorDepth: 2 } }),
+      Error,
+      'model {}; this run asks for targets, tiny, 4 steps, model {"predictorDepth":2}',
+    );
+    await assertRejects(
+      () => runStudy({ ...base, outDir: `${out}/x`, model: { depht: 2 } as never }),
+      Error,
+      "depht",
+    );
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("ablate: the masking arms differ only in their masks", () => {
+  const arms = studyArms("masking", 7);
+  assertEquals(arms.map((a) => a.masks.strategy), [
+    "multiblock",
+    "multiblock",
+    "rasterized",
+    "block",
+    "random",
+  ]);
+  assertEquals(new Set(arms.map((a) => a.masks.minKeep)).size, 1);
+  for (const a of arms) assertEquals(a.model, {});
+  assertEquals(studyArms("masking", 4)[0].masks.minKeep, 4); // a 2x2 quadrant on a 4x4 grid
+});
+
+Deno.test("ablate: --model settings parse into config fields", async () => {
+  const { parseModelSettings } = await import("../../lib/cli/ablate.ts");
+  assertEquals(parseModelSettings("predictorDepth=2, loss=l2,varianceWeight=0"), {
+    predictorDepth: 2,
+    loss: "l2",
+    varianceWeight: 0,
+  } as never);
+  assertEquals(parseModelSettings(""), {});
+  assertThrows(() => parseModelSettings("predictorDepth"), Error, "--model expects key=value pairs");
+});

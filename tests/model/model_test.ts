@@ -1,0 +1,252 @@
+// The I-JEPA model: shapes and errors, gradients, the EMA target, determinism and leaks.
+import * as tf from "@tensorflow/tfjs";
+import { assert, assertAlmostEquals, assertEquals, assertThrows } from "../_assert.ts";
+import { setBackend } from "../../lib/engine/backend.ts";
+import { modelConfig } from "../../lib/model/config.ts";
+import { IJEPA, meanFeatureStd } from "../../lib/model/ijepa.ts";
+import { AdamW } from "../../lib/train/adamw.ts";
+import type { CollatedMasks } from "../../lib/model/predictor.ts";
+import { Rng } from "../../lib/engine/rng.ts";
+
+/** Simple hand-made masks on a 4x4 grid (tiny preset): context of 6, two target blocks of 2. */
+function tinyMasks(B: number, valid = false): CollatedMasks {
+  const ctx = [0, 1, 2, 4, 5, 6];
+  const contextIdx = new Int32Array(B * 6);
+  for (let b = 0; b < B; b++) contextIdx.set(ctx.map((i) => (i + b) % 16), b * 6);
+  const blocks = [[10, 11], [14, 15]];
+  const targetIdx = new Int32Array(2 * B * 2);
+  for (let m = 0; m < 2; m++) for (let b = 0; b < B; b++) targetIdx.set(blocks[m], (m * B + b) * 2);
+  let contextValid: Uint8Array | null = null;
+  if (valid) {
+    contextValid = new Uint8Array(B * 6).fill(1);
+    contextValid[5] = 0; // example 0's last slot is padding
+  }
+  return { batchSize: B, contextIdx, contextLen: 6, contextValid, nTargets: 2, targetLen: 2, targetIdx };
+}
+
+function images(B: number, seed = 1, size = 16, c = 1): tf.Tensor4D {
+  const rng = new Rng(seed);
+  const v = new Float32Array(B * size * size * c).map(() => rng.normal());
+  return tf.tensor4d(v, [B, size, size, c]);
+}
+
+Deno.test("config: bad shapes and unknown options are clear errors", () => {
+  assertThrows(
+    () => modelConfig("tiny", { patchSize: 5 }),
+    Error,
+    "patch size 5 does not divide the image size 16",
+  );
+  assertThrows(() => modelConfig("tiny", { heads: 3 }), Error, "3 heads do not divide the width 32");
+  // deno-lint-ignore no-explicit-any
+  assertThrows(() => modelConfig("tiny", { widht: 8 } as any), Error, 'unknown option "widht"');
+  assertThrows(() => modelConfig("huge"), Error, 'unknown preset "huge"');
+  assertThrows(() => new IJEPA("tiny", { sede: 1 } as never), Error, 'unknown option "sede"');
+});
+
+Deno.test("model: wrong images and out-of-range masks name what was expected", async () => {
+  await setBackend("cpu", { quiet: true, blas: false });
+  const model = new IJEPA("tiny", { seed: 0 });
+  try {
+    const wrong = tf.zeros([2, 16, 16, 3]) as tf.Tensor4D;
+    assertThrows(
+      () => model.loss(wrong, tinyMasks(2)),
+      Error,
+      "expected images of shape [B, 16, 16, 1] (NHWC), got [2, 16, 16, 3]",
+    );
+    const m = tinyMasks(2);
+    m.targetIdx[3] = 16;
+    const x = images(2);
+    assertThrows(() => model.loss(x, m), RangeError, "targetIdx[3] = 16 is outside the 16 patches");
+    assertThrows(() => model.loss(x, tinyMasks(3)), Error, "masks are for a batch of 3, images are 2");
+    tf.dispose([wrong, x]);
+  } finally {
+    model.dispose();
+  }
+});
+
+Deno.test("model: shapes of encoder, predictor and targets", async () => {
+  await setBackend("cpu", { quiet: true, blas: false });
+  const model = new IJEPA("tiny", { seed: 0 });
+  const x = images(3);
+  const m = tinyMasks(3);
+  const pred = model.predict(x, m);
+  const tgt = model.targets(x, m);
+  assertEquals(pred.shape, [2 * 3, 2, 32]);
+  assertEquals(tgt.shape, [2 * 3, 2, 32]);
+  // targets are layer-normalised per token: mean 0, variance 1 over features
+  const { mean, variance } = tf.moments(tgt, -1);
+  assert(mean.abs().max().dataSync()[0] < 1e-5);
+  assert(variance.sub(1).abs().max().dataSync()[0] < 1e-3);
+  tf.dispose([x, pred, tgt, mean, variance]);
+  model.dispose();
+});
+
+Deno.test("model: the target encoder gets no gradient and EMA is m*t + (1-m)*c", async () => {
+  await setBackend("cpu", { quiet: true, blas: false });
+  const model = new IJEPA("tiny", { seed: 0 });
+  const x = images(2);
+  const { loss, grads } = model.lossAndGrads(x, tinyMasks(2));
+  const targetNames = new Set([...model.targetEncoder.params.vars.values()].map((v) => v.name));
+  for (const name of Object.keys(grads)) {
+    assert(!targetNames.has(name), `target variable ${name} got a gradient`);
+  }
+  assertEquals(Object.keys(grads).length, model.trainableVariables().length);
+  // the target encoder's variables are not trainable, so no optimizer can touch them
+  for (const v of model.targetEncoder.params.vars.values()) assertEquals(v.trainable, false);
+  tf.dispose([loss, x]);
+  tf.dispose(Object.values(grads));
+
+  // move the context encoder, then check the EMA formula on every parameter
+  tf.tidy(() => {
+    for (const v of model.encoder.params.vars.values()) {
+      v.assign(v.add(tf.randomNormal(v.shape, 0, 0.1, "float32", 3)));
+    }
+  });
+  const before = new Map([...model.targetEncoder.params.vars].map(([n, v]) => [n, v.dataSync().slice()]));
+  const ctx = new Map([...model.encoder.params.vars].map(([n, v]) => [n, v.dataSync().slice()]));
+  model.updateTarget(0.9);
+  for (const [n, v] of model.targetEncoder.params.vars) {
+    const got = v.dataSync();
+    const t = before.get(n)!, c = ctx.get(n)!;
+    for (let i = 0; i < got.length; i++) {
+      const want = Math.fround(Math.fround(t[i] * 0.9) + Math.fround(c[i] * Math.fround(1 - 0.9)));
+      assertAlmostEquals(got[i], want, 1e-7);
+    }
+  }
+  assertThrows(() => model.updateTarget(1.5), RangeError, "momentum must be in [0, 1]");
+  model.dispose();
+});
+
+/** Directional derivative check: (f(p + e v) - f(p - e v)) / 2e against <grad, v>. */
+async function directionalCheck(model: IJEPA, x: tf.Tensor4D, m: CollatedMasks, seed: number) {
+  const vars = model.trainableVariables();
+  const rng = new Rng(seed);
+  const dirs = vars.map((v) => new Float32Array(v.size).map(() => rng.normal()));
+  const { loss, grads } = model.lossAndGrads(x, m);
+  loss.dispose();
+  let analytic = 0;
+  vars.forEach((v, i) => {
+    const g = grads[v.name].dataSync();
+    for (let j = 0; j < g.length; j++) analytic += g[j] * dirs[i][j];
+  });
+  tf.dispose(Object.values(grads));
+  const orig = vars.map((v) => v.dataSync().slice());
+  const at = (e: number) => {
+    vars.forEach((v, i) => v.assign(tf.tensor(orig[i].map((o, j) => o + e * dirs[i][j]), v.shape)));
+    const l = model.loss(x, m);
+    const val = l.dataSync()[0];
+    l.dispose();
+    return val;
+  };
+  const e = 1e-3;
+  const numeric = (at(e) - at(-e)) / (2 * e);
+  vars.forEach((v, i) => v.assign(tf.tensor(orig[i], v.shape)));
+  await Promise.resolve();
+  return { analytic, numeric };
+}
+
+for (const loss of ["smooth_l1", "l2"] as const) {
+  for (const targetMode of ["representation", "pixel"] as const) {
+    Deno.test(`model: loss gradient matches finite differences (${loss}, ${targetMode} targets)`, async () => {
+      await setBackend("cpu", { quiet: true, blas: false });
+      const model = new IJEPA("tiny", { seed: 2, overrides: { loss, targetMode } });
+      const x = images(2, 5);
+      const { analytic, numeric } = await directionalCheck(model, x, tinyMasks(2, true), 9);
+      const rel = Math.abs(analytic - numeric) / Math.max(Math.abs(analytic), 1e-6);
+      assert(Math.abs(analytic) > 1e-4, `gradient too small to check: ${analytic}`);
+      assert(rel < 2e-2, `analytic ${analytic} vs numeric ${numeric} (relative error ${rel})`);
+      x.dispose();
+      model.dispose();
+    });
+  }
+}
+
+Deno.test("model: padded context slots do not change the loss", async () => {
+  await setBackend("cpu", { quiet: true, blas: false });
+  const model = new IJEPA("tiny", { seed: 0 });
+  const x = images(2);
+  const a = tinyMasks(2, true);
+  const b = tinyMasks(2, true);
+  b.contextIdx[5] = 13; // example 0's padded slot points at another patch
+  const la = model.loss(x, a).dataSync()[0];
+  const lb = model.loss(x, b).dataSync()[0];
+  assertAlmostEquals(la, lb, 1e-6);
+  // ...while the same change in a real slot does change it
+  const c = tinyMasks(2, true);
+  c.contextIdx[4] = 13;
+  assert(Math.abs(model.loss(x, c).dataSync()[0] - la) > 1e-6);
+  x.dispose();
+  model.dispose();
+});
+
+Deno.test("model: the same seed gives the same weights and loss on cpu and wasm", async () => {
+  const results: { w: tf.TypedArray; loss: number }[] = [];
+  for (const name of ["cpu", "wasm"]) {
+    await setBackend(name, { quiet: true, blas: false });
+    const model = new IJEPA("tiny", { seed: 7 });
+    const x = images(2, 3);
+    const loss = model.loss(x, tinyMasks(2)).dataSync()[0];
+    results.push({ w: model.encoder.params.get("blocks.1.mlp.fc1.weight").dataSync().slice(), loss });
+    x.dispose();
+    model.dispose();
+  }
+  assertEquals(results[0].w, results[1].w); // weights are drawn in JS: bit-identical
+  // tolerance: float32 sums in a different order on wasm (measured differences ~1e-7)
+  assertAlmostEquals(results[0].loss, results[1].loss, 1e-5);
+});
+
+Deno.test("model: no tensor leaks across 20 training steps on wasm", async () => {
+  await setBackend("wasm", { quiet: true });
+  const model = new IJEPA("tiny", { seed: 0 });
+  const opt = new AdamW(model.namedTrainable());
+  const x = images(4);
+  const m = tinyMasks(4);
+  const counts: number[] = [];
+  const losses: number[] = [];
+  for (let s = 0; s < 20; s++) {
+    const { loss, grads } = model.lossAndGrads(x, m);
+    losses.push(loss.dataSync()[0]);
+    loss.dispose();
+    opt.step(grads, { lr: 1e-3, weightDecay: 0.04 });
+    model.updateTarget(0.996);
+    counts.push(tf.memory().numTensors);
+  }
+  assertEquals(new Set(counts.slice(1)).size, 1, `numTensors changed: ${counts}`);
+  assert(losses[19] < losses[0], `loss did not fall on a fixed batch: ${losses[0]} -> ${losses[19]}`);
+  const std = tf.tidy(() => meanFeatureStd(model.targetEncoder.forward(x)));
+  assert(std > 0.05, `target features collapsed (mean std ${std})`);
+  x.dispose();
+  opt.dispose();
+  model.dispose();
+});
+
+Deno.test("collapse terms: VICReg variance and covariance are zero when healthy, large when collapsed", async () => {
+  await setBackend("cpu", { quiet: true, blas: false });
+  const { vicReg } = await import("../../lib/model/ijepa.ts");
+  const rng = new Rng(4);
+  const R = 4000, D = 8;
+  const healthy = tf.tensor2d(new Float32Array(R * D).map(() => rng.normal() * 1.5), [R, D]);
+  const collapsed = tf.tensor2d(new Float32Array(R * D).fill(0.3), [R, D]);
+  const v = (x: tf.Tensor2D, vw: number, cw: number) => vicReg(x, vw, cw).dataSync()[0];
+  assert(v(healthy, 1, 0) < 1e-6, "std above 1 costs nothing");
+  assertAlmostEquals(v(collapsed, 1, 0), 1 - Math.sqrt(1e-4), 1e-5);
+  assert(v(healthy, 0, 1) < 0.05, `independent features have little covariance: ${v(healthy, 0, 1)}`);
+  // two identical columns: covariance 2.25 between them, counted twice, over D
+  const dup = tf.tidy(() => {
+    const c = healthy.slice([0, 0], [R, 1]);
+    return tf.concat([c, c, healthy.slice([0, 2], [R, D - 2])], 1) as tf.Tensor2D;
+  });
+  assert(v(dup, 0, 1) > 2 * 2.0 / D, `duplicated features must cost: ${v(dup, 0, 1)}`);
+  tf.dispose([healthy, collapsed, dup]);
+});
+
+Deno.test("model: the loss with collapse terms has the right gradient", async () => {
+  await setBackend("cpu", { quiet: true, blas: false });
+  const model = new IJEPA("tiny", { seed: 3, overrides: { varianceWeight: 1, covarianceWeight: 0.04 } });
+  const x = images(2, 6);
+  const { analytic, numeric } = await directionalCheck(model, x, tinyMasks(2), 11);
+  const rel = Math.abs(analytic - numeric) / Math.max(Math.abs(analytic), 1e-6);
+  assert(rel < 2e-2, `analytic ${analytic} vs numeric ${numeric}`);
+  x.dispose();
+  model.dispose();
+});
