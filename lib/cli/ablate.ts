@@ -5,9 +5,10 @@
  */
 import { formatSummary, runStudy, STUDIES, type Study, summarise } from "../eval/ablate.ts";
 import { setBackend } from "../engine/backend.ts";
-import { type ModelConfig, modelConfig, PRESET_NAMES } from "../model/config.ts";
-import { loadDataset } from "../data/data.ts";
-import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
+import { modelConfig, PRESET_NAMES } from "../model/config.ts";
+import { loadDataset } from "../data/load.ts";
+import { parseModelSettings } from "../eval/ablate_settings.ts";
+import { asUsage, BACKEND_FLAG, type CliSpec, DATA_FLAG, parseFlags, runMain } from "./args.ts";
 
 const SPEC: CliSpec = {
   name: "ablate",
@@ -21,11 +22,8 @@ const SPEC: CliSpec = {
     steps: { type: "int", help: "training steps per arm (default: the preset's recipe)" },
     seeds: { type: "int", default: 1, help: "training seeds per arm" },
     "probe-seeds": { type: "int", default: 3, help: "label subsets per probe setting" },
-    backend: { type: "string", help: "auto | webgpu | wasm | cpu | tensorflow | tensorflow-gpu" },
-    data: {
-      type: "string",
-      help: "data folder (default Fashion-MNIST; 'fashion-mnist-subset' for the shipped one)",
-    },
+    backend: BACKEND_FLAG,
+    data: DATA_FLAG,
     model: {
       type: "string",
       help:
@@ -37,27 +35,13 @@ const SPEC: CliSpec = {
   },
 };
 
-/** "predictorDepth=2,loss=l2" -> { predictorDepth: 2, loss: "l2" } (numbers where they parse). */
-export function parseModelSettings(text: string): Partial<ModelConfig> {
-  const out: Record<string, string | number> = {};
-  for (const part of text.split(",").map((s) => s.trim()).filter(Boolean)) {
-    const at = part.indexOf("=");
-    if (at <= 0) {
-      throw new UsageError(`ablate: --model expects key=value pairs separated by commas, got "${part}"`);
-    }
-    const v = part.slice(at + 1).trim();
-    out[part.slice(0, at).trim()] = v !== "" && Number.isFinite(Number(v)) ? Number(v) : v;
-  }
-  return out as Partial<ModelConfig>;
-}
-
 async function main(args: string[]) {
   const f = parseFlags(args, SPEC);
   const json = Boolean(f.json);
   await setBackend(f.backend as string | undefined, { quiet: json });
   const study = f.study as Study;
   const preset = f.preset as string;
-  const model = parseModelSettings((f.model as string | undefined) ?? "");
+  const model = asUsage(() => parseModelSettings((f.model as string | undefined) ?? ""));
   // Image folders come in at the arms' size and channels.
   const shape = { ...modelConfig(preset), ...model };
   const data = await loadDataset(f.data as string | undefined, {
@@ -80,7 +64,7 @@ async function main(args: string[]) {
   });
   const rows = summarise(results);
   if (f.png) {
-    const { plotBars, savePng } = await import("../viz/plot.ts");
+    const { plotBars, savePng } = await import("../viz/mod.ts");
     const bars = rows.flatMap((r) =>
       ["probe 1%", "probe 10-shot", "kNN 1%"].filter((c) => r.cells[c]).map((c) => ({
         group: c,

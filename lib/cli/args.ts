@@ -19,6 +19,7 @@
  * ```
  * @module
  */
+import { BACKEND_NAMES } from "../engine/backend.ts";
 
 /** One flag's declaration. */
 export interface FlagSpec {
@@ -55,6 +56,30 @@ export class HelpRequested extends Error {
 }
 
 type Value = string | number | boolean | undefined;
+
+/**
+ * `--backend`, the same in every task that runs tensors: one of {@link BACKEND_NAMES}; a wrong name
+ * is a usage error that lists them. Unset, `setBackend` reads `IJEPA_BACKEND`, else chooses `auto`.
+ */
+export const BACKEND_FLAG: FlagSpec = {
+  type: "string",
+  choices: BACKEND_NAMES,
+  help: "tfjs backend (default IJEPA_BACKEND, else auto: the fastest that starts here)",
+};
+
+/** What `--data` accepts, in every task that loads a dataset (lib/data/data.ts `loadDataset`). */
+export const DATA_HELP = "dataset: a folder of IDX, CIFAR binary or image folders (read at the model's " +
+  "size and channels), fashion-mnist or fashion-mnist-subset";
+
+/**
+ * `--data`, the same in every task that loads a dataset. Unset, `loadDataset` reads `IJEPA_DATA`,
+ * else the installed Fashion-MNIST, else the shipped subset; a task with another default spreads
+ * this and sets `default` (the help prints it).
+ */
+export const DATA_FLAG: FlagSpec = {
+  type: "string",
+  help: `${DATA_HELP} (default: IJEPA_DATA, else the installed Fashion-MNIST, else the shipped subset)`,
+};
 
 /** The help text of a task. */
 export function helpText(spec: CliSpec): string {
@@ -144,6 +169,20 @@ function convert(task: string, name: string, f: FlagSpec, v: string): Value {
     );
   }
   return n;
+}
+
+/**
+ * Run `fn`, turning any error it throws into a {@link UsageError} with the same message: for lib
+ * functions that check what came from the command line (they throw plain errors, not knowing about
+ * flags' exit codes).
+ */
+export function asUsage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof UsageError || !(e instanceof Error)) throw e;
+    throw new UsageError(e.message);
+  }
 }
 
 /**

@@ -5,12 +5,6 @@
  *
  * `deno run -A lib/cli/blas_probe.ts [--runs 7] [--threads N] [--cpu-stock] [--json]`
  *
- * @example
- * ```ts
- * import { probeBlas } from "./blas_probe.ts";
- * const rows = await probeBlas({ runs: 1, warmup: 0, shapes: ["attn scores"], configs: ["cpu+blas"] });
- * console.log(rows[0].gflops); // NaN when BLAS is off here
- * ```
  * @module
  */
 
@@ -19,7 +13,7 @@ import { disableBlas, enableBlas, setBlasThreads } from "../engine/blas.ts";
 import { parseFlags, runMain } from "./args.ts";
 
 /** One GEMM of the model: C = op(A) op(B). */
-export interface ProbeShape {
+interface ProbeShape {
   name: string;
   a: number[];
   b: number[];
@@ -28,7 +22,7 @@ export interface ProbeShape {
 }
 
 /** The model's GEMMs (B=64 images, T=49 tokens, D=192, 3 heads of 64). */
-export const PROBE_SHAPES: ProbeShape[] = [
+const PROBE_SHAPES: ProbeShape[] = [
   { name: "qkv proj", a: [64 * 49, 192], b: [192, 576] }, // [B*T, D] x [D, 3D]
   { name: "mlp up", a: [3136, 192], b: [192, 768] }, // [B*T, D] x [D, 4D]
   { name: "attn scores", a: [64 * 3, 49, 64], b: [64 * 3, 64, 49] }, // [B*H, T, hd] x [B*H, hd, T]
@@ -38,10 +32,10 @@ export const PROBE_SHAPES: ProbeShape[] = [
 ];
 
 /** What runs the product. `cpu` stock is about 1-2 GFLOP/s: slow to measure. */
-export type ProbeConfig = "wasm" | "wasm+blas" | "cpu+blas" | "cpu";
+type ProbeConfig = "wasm" | "wasm+blas" | "cpu+blas" | "cpu";
 
 /** One measurement. */
-export interface ProbeRow {
+interface ProbeRow {
   shape: string;
   config: ProbeConfig;
   /** Median GFLOP/s over the runs; NaN when BLAS is off for a +blas config. */
@@ -51,7 +45,7 @@ export interface ProbeRow {
 }
 
 /** Options of {@link probeBlas}. */
-export interface ProbeOptions {
+interface ProbeOptions {
   /** Timed runs per measurement (the median is kept). */
   runs?: number;
   /** Untimed runs first. */
@@ -67,7 +61,7 @@ export interface ProbeOptions {
  * Time every shape under every config (median GFLOP/s). Switches the tfjs backend and turns BLAS on
  * and off as it goes; BLAS is off when it returns.
  */
-export async function probeBlas(opts: ProbeOptions = {}): Promise<ProbeRow[]> {
+async function probeBlas(opts: ProbeOptions = {}): Promise<ProbeRow[]> {
   const runs = opts.runs ?? 7, warmup = opts.warmup ?? 2;
   const shapes = PROBE_SHAPES.filter((s) => !opts.shapes || opts.shapes.includes(s.name));
   if (opts.shapes && shapes.length !== opts.shapes.length) {
@@ -79,6 +73,7 @@ export async function probeBlas(opts: ProbeOptions = {}): Promise<ProbeRow[]> {
   const rows: ProbeRow[] = [];
   for (const config of opts.configs ?? ["wasm", "wasm+blas", "cpu+blas"]) {
     const backend = config.startsWith("wasm") ? "wasm" : "cpu";
+    if (backend === "wasm") await import("@tensorflow/tfjs-backend-wasm"); // registers the backend
     if (!(await tf.setBackend(backend))) throw new Error(`blas_probe: backend ${backend} failed`);
     let on = false;
     if (config.endsWith("+blas")) {

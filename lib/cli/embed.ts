@@ -13,12 +13,13 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { setBackend } from "../engine/backend.ts";
-import { loadImageFiles } from "../data/data.ts";
+import { loadImageFiles } from "../data/image_folder.ts";
 import { normalize } from "../data/augment.ts";
 import type { IJEPA } from "../model/ijepa.ts";
-import { writeSafetensors } from "../io/safetensors.ts";
-import { loadModel, loadOfficialCheckpoint } from "../io/weights.ts";
-import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
+import { writeSafetensors } from "../io/safetensors_write.ts";
+import { loadModel } from "../io/weights.ts";
+import { loadOfficialCheckpoint } from "../io/official.ts";
+import { BACKEND_FLAG, type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
 
 const SPEC: CliSpec = {
   name: "embed",
@@ -30,17 +31,17 @@ const SPEC: CliSpec = {
     tokens: { type: "bool", help: "keep every patch token ([N, patches, D]) instead of the average" },
     batch: { type: "int", default: 16, help: "images per forward pass" },
     heads: { type: "int", help: "head count, for official checkpoints outside the official widths" },
-    backend: { type: "string", help: "auto | webgpu | wasm | cpu | tensorflow | tensorflow-gpu" },
+    backend: BACKEND_FLAG,
     json: { type: "bool", help: "one JSON line with the summary" },
   },
 };
 
 /** ImageNet statistics, as the official evaluation normalises its inputs. */
-export const IMAGENET_MEAN = [0.485, 0.456, 0.406];
-export const IMAGENET_STD = [0.229, 0.224, 0.225];
+const IMAGENET_MEAN = [0.485, 0.456, 0.406];
+const IMAGENET_STD = [0.229, 0.224, 0.225];
 
 /** Write a float32 array as a NumPy .npy file (format 1.0, little-endian, C order). */
-export function encodeNpy(data: Float32Array, shape: number[]): Uint8Array {
+function encodeNpy(data: Float32Array, shape: number[]): Uint8Array {
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(", ")}${
     shape.length === 1 ? "," : ""
   }), }`;

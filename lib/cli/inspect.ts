@@ -6,9 +6,11 @@
  * @module
  */
 import { modelConfig, type ResolvedConfig } from "../model/config.ts";
-import { openSafetensors } from "../io/safetensors.ts";
-import { type LazyTensor, openTorchCheckpoint } from "../io/torch_checkpoint.ts";
-import { inferConfig, OFFICIAL_HEADS, officialStateDicts, PARTS, WEIGHTS_FORMAT } from "../io/weights.ts";
+import { openSafetensors } from "../io/safetensors_read.ts";
+import type { LazyTensor } from "../io/torch/tensors.ts";
+import { openTorchCheckpoint } from "../io/torch/checkpoint.ts";
+import { inferConfig, OFFICIAL_HEADS, officialStateDicts } from "../io/official.ts";
+import { PARTS, WEIGHTS_FORMAT } from "../io/weights.ts";
 import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
 
 const SPEC: CliSpec = {
@@ -22,7 +24,7 @@ const SPEC: CliSpec = {
 };
 
 /** What {@link inspectFile} finds. */
-export interface Inspection {
+interface Inspection {
   file: string;
   kind: string;
   config?: ResolvedConfig;
@@ -46,7 +48,7 @@ const ROOT_KEYS = new Set([
 ]);
 
 /** Inspect a file without reading its tensors. */
-export async function inspectFile(path: string, heads?: number): Promise<Inspection> {
+async function inspectFile(path: string, heads?: number): Promise<Inspection> {
   const head = new Uint8Array(4);
   {
     using f = await Deno.open(path);

@@ -18,13 +18,14 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setBackend } from "../engine/backend.ts";
-import { loadDataset } from "../data/data.ts";
+import { loadDataset } from "../data/load.ts";
 import { type CardProbe, dataName, PRETRAINED_DIR, type PretrainedCard } from "../io/pretrained.ts";
-import { type ProbeTable, runProbeSuite } from "../eval/probe.ts";
+import { cardMarkdown, trainingSeconds } from "../io/pretrained_card.ts";
+import { type ProbeTable, runProbeSuite } from "../eval/suite.ts";
 import { Rng } from "../engine/rng.ts";
 import { VisionTransformer } from "../model/vit.ts";
 import { loadModel, saveModel } from "../io/weights.ts";
-import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
+import { BACKEND_FLAG, type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
 
 /** Pools up to this size also get the all-labels probe column. */
 const ALL_LABELS_MAX_POOL = 20000;
@@ -36,6 +37,7 @@ const SPEC: CliSpec = {
   flags: {
     run: { type: "string", help: "the pretrain run folder (holds final.safetensors and metrics.jsonl)" },
     out: { type: "string", help: "output folder (default data/pretrained)" },
+    backend: BACKEND_FLAG,
     data: {
       type: "string",
       help:
@@ -44,24 +46,8 @@ const SPEC: CliSpec = {
   },
 };
 
-/**
- * Wall-clock training seconds from a run's metrics.jsonl: `elapsed` restarts at each resume, so
- * the segments' last values are added up.
- */
-export function trainingSeconds(metricsJsonl: string): number {
-  let total = 0, prev = 0;
-  for (const line of metricsJsonl.split("\n")) {
-    if (!line.trim()) continue;
-    const e = Number(JSON.parse(line).elapsed);
-    if (!Number.isFinite(e)) continue;
-    if (e < prev) total += prev;
-    prev = e;
-  }
-  return total + prev;
-}
-
 /** A probe table as the card stores it (accuracies in %, rounded to two decimals). */
-export function cardProbe(data: string, t: ProbeTable): CardProbe {
+function cardProbe(data: string, t: ProbeTable): CardProbe {
   const pct = (c: { mean: number; std: number }): [number, number] => [
     Math.round(1e4 * c.mean) / 100,
     Math.round(1e4 * c.std) / 100,
@@ -76,20 +62,6 @@ export function cardProbe(data: string, t: ProbeTable): CardProbe {
       ...(r.knn ? { knn: r.knn.map(pct) } : {}),
     })),
   };
-}
-
-/** A card's probe table as Markdown (linear probe, kNN in brackets). */
-export function cardMarkdown(p: CardProbe): string {
-  const cell = ([m, s]: [number, number]) => (s > 0 ? `${m.toFixed(1)} ± ${s.toFixed(1)}` : m.toFixed(1));
-  const lines = [
-    `| ${p.data} | dim | ${p.settings.join(" | ")} |`,
-    `| --- | --- | ${p.settings.map(() => "---").join(" | ")} |`,
-  ];
-  for (const r of p.rows) {
-    const cells = r.linear.map((c, i) => cell(c) + (r.knn ? ` (kNN ${r.knn[i][0].toFixed(1)})` : ""));
-    lines.push(`| ${r.method} | ${r.dim} | ${cells.join(" | ")} |`);
-  }
-  return lines.join("\n");
 }
 
 function machine(): string {
@@ -118,7 +90,7 @@ async function main(args: string[]) {
     );
   }
   const outDir = (f.out as string | undefined) ?? fileURLToPath(PRETRAINED_DIR);
-  const backend = await setBackend(undefined, { quiet: true });
+  const backend = await setBackend(f.backend as string | undefined, { quiet: true });
   console.error(backend.line);
 
   const { model, meta } = await loadModel(final);

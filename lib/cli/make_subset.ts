@@ -9,80 +9,17 @@
  * deno run -A lib/cli/make_subset.ts --data /usr/share/datasets/fashion-mnist --out data/fashion-mnist
  * ```
  *
- * Selection: one `Rng(seed)`; for the train split and then the test split, for class 0..9 in
- * order, the indices of that class (ascending) are shuffled with `rng.shuffle` and the first
- * `perClass` kept; the kept indices are then sorted, so the subset keeps the original order.
+ * Selection: lib/data/subset_draw.ts.
  *
- * @example
- * ```ts
- * import { balancedIndices } from "./make_subset.ts";
- * import { Rng } from "../engine/rng.ts";
- * const labels = new Int32Array([0, 1, 0, 1, 0, 1, 2, 2]);
- * const idx = balancedIndices(labels, 3, 2, new Rng(0));
- * if (idx.length !== 6 || idx.some((v, k) => k > 0 && v <= idx[k - 1])) throw new Error("bad pick");
- * ```
  * @module
  */
 
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
-import { Rng } from "../engine/rng.ts";
 import { parseFlags, runMain } from "./args.ts";
-import {
-  encodeIdx,
-  FASHION_MNIST_CLASSES,
-  type ImageDataset,
-  loadFashionMnist,
-  SYSTEM_FASHION_MNIST_DIR,
-} from "../data/data.ts";
-
-/** Train and test images kept per class in the shipped subset. */
-export const SUBSET_PER_CLASS = { train: 1000, test: 200 } as const;
-
-/** The seed the shipped subset was made with. */
-export const SUBSET_SEED = 0;
-
-/**
- * `perClass` indices of each of `numClasses` classes, drawn without replacement with `rng`,
- * returned sorted ascending. Errors if a class has fewer than `perClass` examples.
- */
-export function balancedIndices(
-  labels: Int32Array,
-  numClasses: number,
-  perClass: number,
-  rng: Rng,
-): number[] {
-  const byClass: number[][] = Array.from({ length: numClasses }, () => []);
-  for (let i = 0; i < labels.length; i++) byClass[labels[i]].push(i);
-  const picked: number[] = [];
-  byClass.forEach((idx, c) => {
-    if (idx.length < perClass) {
-      throw new RangeError(
-        `balancedIndices: class ${c} has ${idx.length} examples, expected at least ${perClass}`,
-      );
-    }
-    rng.shuffle(idx);
-    picked.push(...idx.slice(0, perClass));
-  });
-  return picked.sort((a, b) => a - b);
-}
-
-/**
- * The shipped subset's indices into the full train and test sets for `seed` (train drawn first,
- * then test, from one generator).
- */
-export function subsetIndices(
-  train: ImageDataset,
-  test: ImageDataset,
-  seed = SUBSET_SEED,
-): { train: number[]; test: number[] } {
-  const rng = new Rng(seed);
-  const n = FASHION_MNIST_CLASSES.length;
-  return {
-    train: balancedIndices(train.labels, n, SUBSET_PER_CLASS.train, rng),
-    test: balancedIndices(test.labels, n, SUBSET_PER_CLASS.test, rng),
-  };
-}
+import { encodeIdx } from "../data/idx.ts";
+import { loadFashionMnist, SYSTEM_FASHION_MNIST_DIR } from "../data/load.ts";
+import { SUBSET_SEED, subsetIndices } from "../data/subset_draw.ts";
 
 async function sha256(bytes: Uint8Array): Promise<string> {
   const d = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
@@ -91,7 +28,7 @@ async function sha256(bytes: Uint8Array): Promise<string> {
 
 async function main(args: string[]): Promise<void> {
   const f = parseFlags(args, {
-    name: "make_subset",
+    name: "make-subset",
     summary: "Write the class-balanced Fashion-MNIST subset (1000/class train, 200/class test).",
     flags: {
       data: {

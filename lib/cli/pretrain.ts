@@ -5,9 +5,10 @@
  * @module
  */
 import { setBackend } from "../engine/backend.ts";
-import { blasAdvice } from "../engine/blas.ts";
+import { blasAdvice } from "../engine/blas_advice.ts";
 import { modelConfig, PRESET_NAMES, presetOf } from "../model/config.ts";
-import { type DatasetSplits, loadDataset } from "../data/data.ts";
+import type { DatasetSplits } from "../data/dataset.ts";
+import { loadDataset } from "../data/load.ts";
 import { IJEPA } from "../model/ijepa.ts";
 import { recipe } from "../train/recipes.ts";
 import {
@@ -19,7 +20,8 @@ import {
   TRAINER_DEFAULTS,
 } from "../train/trainer.ts";
 import { saveModel } from "../io/weights.ts";
-import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
+import { runAfterPretrain } from "../eval/probe_task.ts";
+import { BACKEND_FLAG, type CliSpec, DATA_FLAG, parseFlags, runMain, UsageError } from "./args.ts";
 
 const SPEC: CliSpec = {
   name: "pretrain",
@@ -32,15 +34,8 @@ const SPEC: CliSpec = {
     batch: { type: "int", help: "images per step (default: the preset's recipe)" },
     lr: { type: "float", help: "peak learning rate (default: the recipe's)" },
     seed: { type: "int", default: 0, help: "seed for weights, masks, data order and augmentation" },
-    backend: {
-      type: "string",
-      help: "auto | webgpu | wasm | cpu | tensorflow | tensorflow-gpu (default auto)",
-    },
-    data: {
-      type: "string",
-      help: "data folder: IDX, CIFAR binary, or image folders, read at the model's size and channels " +
-        "(default Fashion-MNIST)",
-    },
+    backend: BACKEND_FLAG,
+    data: DATA_FLAG,
     out: {
       type: "string",
       help: "run folder for checkpoints, metrics and weights (default runs/<preset>-<time>)",
@@ -254,7 +249,6 @@ async function main(args: string[]) {
     }
   }
   if (f.probe) {
-    const { runAfterPretrain } = await import("./probe.ts");
     summary.probe = await runAfterPretrain({ weights, model, data, json, stats: trainer.stats });
   }
   if (json) console.log(JSON.stringify(summary));

@@ -12,28 +12,20 @@
  * deno task probe --weights w.safetensors --readout avgpool,pool2x2
  * ```
  *
- * @example
- * ```ts
- * import { parseShots } from "./probe.ts";
- * if (parseShots("1,5,10,50").join() !== "1,5,10,50") throw new Error("shots");
- * ```
  * @module
  */
 
 import { join } from "node:path";
-import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
-import { BACKEND_NAMES, setBackend } from "../engine/backend.ts";
-import { type ModelConfig, modelConfig, PRESET_NAMES, type ResolvedConfig } from "../model/config.ts";
-import { channelStats, type DatasetSplits, type ImageDataset, loadDataset, subset } from "../data/data.ts";
-import { parseReadout, type Readout } from "../eval/features.ts";
-import type { IJEPA } from "../model/ijepa.ts";
-import {
-  formatProbeTable,
-  probeBars,
-  type ProbeTable,
-  runProbeSuite,
-  sampleLabelSubset,
-} from "../eval/probe.ts";
+import { asUsage, BACKEND_FLAG, type CliSpec, DATA_FLAG, parseFlags, runMain, UsageError } from "./args.ts";
+import { setBackend } from "../engine/backend.ts";
+import { modelConfig, PRESET_NAMES, type ResolvedConfig } from "../model/config.ts";
+import type { DatasetSplits, ImageDataset } from "../data/dataset.ts";
+import { loadDataset } from "../data/load.ts";
+import { channelStats, subset } from "../data/stats.ts";
+import { runProbeSuite } from "../eval/suite.ts";
+import { formatProbeTable, probeBars } from "../eval/report.ts";
+import { sampleLabelSubset } from "../eval/label_draws.ts";
+import { checkPresetMatches, parseReadouts, parseShots } from "../eval/probe_task.ts";
 import { pretrainedLine, pretrainedWeights } from "../io/pretrained.ts";
 import { Rng } from "../engine/rng.ts";
 import { VisionTransformer } from "../model/vit.ts";
@@ -61,13 +53,7 @@ const SPEC: CliSpec = {
       help:
         "model shape of the random-init baseline without weights (default quick); with weights it must match",
     },
-    data: {
-      type: "string",
-      help:
-        "dataset directory (IDX, CIFAR binary or image folders, read at the model's size and channels), " +
-        "fashion-mnist or fashion-mnist-subset (default: IJEPA_DATA, else the installed Fashion-MNIST, " +
-        "else the shipped subset)",
-    },
+    data: DATA_FLAG,
     shots: { type: "string", default: "1,5,10,50", help: "n-shot settings, labelled images per class" },
     seeds: { type: "int", default: 3, help: "label draws per low-shot setting (spread = std over them)" },
     seed: { type: "int", default: 0, help: "base seed: draw s uses seed + s; also the random-init seed" },
@@ -76,11 +62,7 @@ const SPEC: CliSpec = {
       default: "avgpool",
       help: "avgpool (the paper's), last4, pool2x2, or a comma list; each also read from the random init",
     },
-    backend: {
-      type: "string",
-      choices: BACKEND_NAMES,
-      help: "tfjs backend (default IJEPA_BACKEND, else auto)",
-    },
+    backend: BACKEND_FLAG,
     "batch-size": { type: "int", default: 256, help: "images per forward pass when extracting features" },
     k: { type: "int", default: 20, help: "kNN neighbours (0 turns kNN off)" },
     pool: {
@@ -102,49 +84,6 @@ const SPEC: CliSpec = {
 /** Orientation figures from the field notes (official PyTorch code, Fashion-MNIST, quick shape). */
 const FIELD_NOTES_REFERENCE = "official code after 8 CPU minutes (field notes): 1% labels: I-JEPA 56-63, " +
   "random init 53.3, raw pixels 77.9; all labels: 66-71 / 68.0 / 84.6";
-
-/** Parse `--shots` ("1,5,10,50"; "" for none) into positive integers. */
-export function parseShots(text: string): number[] {
-  if (text.trim() === "") return [];
-  const out = text.split(",").map((s) => Number(s.trim()));
-  if (out.some((s) => !Number.isInteger(s) || s < 1)) {
-    throw new UsageError(`probe: --shots expects positive integers separated by commas, got "${text}"`);
-  }
-  return [...new Set(out)].sort((a, b) => a - b);
-}
-
-/** Parse `--readout` ("avgpool" or a comma list). */
-export function parseReadouts(text: string): Readout[] {
-  try {
-    return [...new Set(text.split(",").map((s) => parseReadout(s.trim())))];
-  } catch (e) {
-    throw new UsageError(`probe: --readout: ${(e as Error).message}`);
-  }
-}
-
-const SHAPE_KEYS = ["imageSize", "patchSize", "channels", "width", "depth", "heads", "mlpHidden"] as const;
-
-/**
- * Check that weights have the encoder shape of the preset the user named; the error lists every
- * field that differs.
- */
-export function checkPresetMatches(
-  preset: string,
-  cfg: ModelConfig,
-  file: string,
-  savedPreset?: unknown,
-): void {
-  const want = modelConfig(preset);
-  const diff = SHAPE_KEYS.filter((k) => want[k] !== cfg[k]);
-  if (diff.length > 0) {
-    throw new UsageError(
-      `probe: --preset ${preset} does not match the weights in ${file}` +
-        (typeof savedPreset === "string" ? ` (saved from preset ${savedPreset})` : "") + ": " +
-        diff.map((k) => `${k} ${cfg[k]} in the file, ${want[k]} in ${preset}`).join("; ") +
-        "; drop --preset to use the file's own shape",
-    );
-  }
-}
 
 function validStats(v: unknown, channels: number): v is number[] {
   return Array.isArray(v) && v.length === channels &&
@@ -202,73 +141,10 @@ async function loadWeights(path: string): Promise<LoadedWeights> {
   return { path, encoder: model.targetEncoder, cfg: model.cfg, meta, dispose: () => model.dispose() };
 }
 
-/** What `deno task pretrain` hands to {@link runAfterPretrain}. */
-export interface AfterPretrain {
-  /** The final weights file just written. */
-  weights: string;
-  /** The trained model (its target encoder is read; not disposed here). */
-  model: IJEPA;
-  /** The data it trained on: the pool and the test set. */
-  data: DatasetSplits;
-  /** Print nothing (the caller puts the returned table in its JSON line). */
-  json: boolean;
-  /** Input normalisation used in training (default: channel statistics of the pool). */
-  stats?: { mean: number[]; std: number[] };
-}
-
-/**
- * The low-shot probe `deno task pretrain` runs at the end: the trained target encoder beside a
- * random init of the same shape and raw pixels, 1/5/10/50-shot and 1%, 3 draws (no all-labels
- * column, so only the labelled images and the test set are encoded). Prints the table unless
- * `json`; returns it.
- */
-export function runAfterPretrain(o: AfterPretrain): Promise<ProbeTable>;
-/** pretrain.ts types its optional hook loosely; the input is checked at run time. */
-export function runAfterPretrain(o: unknown): Promise<ProbeTable>;
-export async function runAfterPretrain(input: unknown): Promise<ProbeTable> {
-  const o = input as AfterPretrain;
-  if (!o || typeof o.weights !== "string" || !o.model?.targetEncoder || !o.data?.train || !o.data?.test) {
-    throw new Error(
-      "runAfterPretrain: expected { weights: string, model: IJEPA, data: DatasetSplits, json: boolean }",
-    );
-  }
-  const random = new VisionTransformer(o.model.cfg, new Rng(0));
-  try {
-    const counts = new Array<number>(o.data.train.classNames.length).fill(0);
-    for (const c of o.data.train.labels) counts[c]++;
-    const smallest = Math.min(...counts);
-    const table = await runProbeSuite({
-      encoders: [{ name: "I-JEPA", encoder: o.model.targetEncoder }, {
-        name: "random init",
-        encoder: random,
-      }],
-      pixels: true,
-      train: o.data.train,
-      test: o.data.test,
-      shots: [1, 5, 10, 50].filter((s) => s <= smallest),
-      full: false,
-      seeds: 3,
-      mean: o.stats?.mean,
-      std: o.stats?.std,
-      log: o.json ? undefined : (s) => console.error(s),
-    });
-    if (!o.json) {
-      console.log(formatProbeTable(table));
-      console.log(
-        `all labels, other readouts, a chart: deno task probe --weights ${o.weights} --png probe.png`,
-      );
-    }
-    return table;
-  } finally {
-    random.dispose();
-  }
-}
-
-/** The task's entry point (exported for tests; `deno task probe` runs it through `runMain`). */
-export async function main(args: string[]): Promise<void> {
+async function main(args: string[]): Promise<void> {
   const f = parseFlags(args, SPEC);
-  let shots = parseShots(f.shots as string);
-  const readouts = parseReadouts(f.readout as string);
+  let shots = asUsage(() => parseShots(f.shots as string));
+  const readouts = asUsage(() => parseReadouts(f.readout as string));
   const seeds = f.seeds as number, seed = f.seed as number, k = f.k as number;
   const batchSize = f["batch-size"] as number;
   if (seeds < 1) throw new UsageError(`probe: --seeds must be >= 1, got ${seeds}`);
@@ -304,7 +180,8 @@ export async function main(args: string[]): Promise<void> {
     if (weightsPath !== undefined) {
       weights = await loadWeights(weightsPath);
       if (f.preset !== undefined) {
-        checkPresetMatches(f.preset as string, weights.cfg, weightsPath, weights.meta.preset);
+        const [preset, file] = [f.preset as string, weightsPath];
+        asUsage(() => checkPresetMatches(preset, weights!.cfg, file, weights!.meta.preset));
       }
     }
     const cfg = weights?.cfg ?? modelConfig((f.preset as string | undefined) ?? "quick");
@@ -418,7 +295,7 @@ export async function main(args: string[]): Promise<void> {
       );
     }
     if (f.png !== undefined) {
-      const { plotBars, savePng } = await import("../viz/plot.ts");
+      const { plotBars, savePng } = await import("../viz/mod.ts");
       const svg = plotBars(probeBars(table), {
         title: "Linear probe on frozen features",
         subtitle:

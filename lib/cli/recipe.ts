@@ -8,23 +8,23 @@
  */
 import { setBackend } from "../engine/backend.ts";
 import { type ModelConfig, modelConfig } from "../model/config.ts";
-import { loadDataset } from "../data/data.ts";
+import { loadDataset } from "../data/load.ts";
 import { IJEPA } from "../model/ijepa.ts";
 import { dataName } from "../io/pretrained.ts";
-import { type ProbeTable, runProbeSuite } from "../eval/probe.ts";
+import { type ProbeTable, runProbeSuite } from "../eval/suite.ts";
 import { recipe } from "../train/recipes.ts";
 import { EMATrainer, type TrainerOptions } from "../train/trainer.ts";
-import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
+import { BACKEND_FLAG, type CliSpec, DATA_FLAG, DATA_HELP, parseFlags, runMain, UsageError } from "./args.ts";
 
 /** A configuration under comparison: overrides of the quick preset's model and recipe. */
-export interface RecipeConfig {
+interface RecipeConfig {
   why: string;
   model: Partial<ModelConfig>;
   train: Partial<TrainerOptions>;
 }
 
 /** The configurations compared so far (the first is the official recipe at this scale). */
-export const CONFIGS: Record<string, RecipeConfig> = {
+const CONFIGS: Record<string, RecipeConfig> = {
   official: {
     why: "the official recipe: no collapse term",
     model: { varianceWeight: 0, covarianceWeight: 0 },
@@ -55,8 +55,8 @@ const SPEC: CliSpec = {
     },
     steps: { type: "int", default: 150, help: "training steps per run" },
     seeds: { type: "int", default: 1, help: "training seeds per configuration" },
-    data: { type: "string", default: "fashion-mnist-subset", help: "data (default: the shipped subset)" },
-    backend: { type: "string", help: "auto | webgpu | wasm | cpu" },
+    data: { ...DATA_FLAG, help: DATA_HELP, default: "fashion-mnist-subset" },
+    backend: BACKEND_FLAG,
     json: { type: "bool", help: "one JSON line" },
   },
 };

@@ -4,18 +4,11 @@
  *
  * @module
  */
-export {
-  type Batch,
-  batches,
-  BatchStream,
-  channelStats,
-  DataError,
-  type ImageDataset,
-  loadCifar,
-  loadDataset,
-  loadFashionMnist,
-  loadIdx,
-  loadImageFolder,
-  subset,
-} from "./data.ts";
+export { DataError, type ImageDataset } from "./dataset.ts";
+export { loadIdx } from "./idx.ts";
+export { loadCifar } from "./cifar.ts";
+export { loadImageFolder } from "./image_folder.ts";
+export { loadDataset, loadFashionMnist } from "./load.ts";
+export { channelStats, subset } from "./stats.ts";
+export { type Batch, batches, BatchStream } from "./batches.ts";
 export { normalize, randomResizedCrop } from "./augment.ts";

@@ -19,7 +19,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { type BlasStatus, disableBlas, enableBlas } from "./blas.ts";
+import { disableBlas, enableBlas } from "./blas.ts";
+import type { BlasStatus } from "./blas_library.ts";
 import { patchWasmKernels } from "./wasm_fixes.ts";
 
 /** Names accepted by {@link setBackend}, `--backend` and `IJEPA_BACKEND`. */

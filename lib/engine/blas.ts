@@ -27,26 +27,11 @@
  * @module
  */
 
-import * as tf from "@tensorflow/tfjs";
-// Registers the wasm backend's stock kernels now, so enableBlas can save them before replacing them.
-import "@tensorflow/tfjs-backend-wasm";
+import { installBlasKernels, restoreStockKernels } from "./blas_kernels.ts";
+import { type BlasLib, type BlasStatus, loadBlas, threadCount } from "./blas_library.ts";
 
 /** The tfjs backends whose matrix-product kernels can be replaced. */
 export type BlasBackend = "wasm" | "cpu";
-
-/** What {@link enableBlas} did, in a form a caller can print as a one-line notice. */
-export interface BlasStatus {
-  /** True while BLAS kernels are registered for at least one backend. */
-  enabled: boolean;
-  /** The library that was loaded (a path or a loader name such as `libopenblas.so.0`). */
-  library?: string;
-  /** One line: what runs the products, or `off: <why>`. */
-  reason: string;
-  /** Backends whose kernels call BLAS now (empty when off). */
-  backends: string[];
-  /** BLAS worker threads, where the library can tell (OpenBLAS, MKL). */
-  threads?: number;
-}
 
 /** Options of {@link enableBlas}. */
 export interface BlasOptions {
@@ -62,96 +47,15 @@ export interface BlasOptions {
   backends?: BlasBackend[];
 }
 
-// CBLAS constants (cblas.h): row-major storage, no-transpose / transpose.
-const ROW_MAJOR = 101;
-const NO_TRANS = 111;
-const TRANS = 112;
-
-const SYMBOLS = {
-  // void cblas_sgemm(order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
-  cblas_sgemm: {
-    parameters: [
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "f32",
-      "buffer",
-      "i32",
-      "buffer",
-      "i32",
-      "f32",
-      "buffer",
-      "i32",
-    ],
-    result: "void",
-  },
-  openblas_get_config: { parameters: [], result: "pointer", optional: true },
-  openblas_get_corename: { parameters: [], result: "pointer", optional: true },
-  openblas_get_num_threads: { parameters: [], result: "i32", optional: true },
-  // 0 = single-threaded build, 1 = pthreads, 2 = OpenMP
-  openblas_get_parallel: { parameters: [], result: "i32", optional: true },
-  openblas_set_num_threads: { parameters: ["i32"], result: "void", optional: true },
-  MKL_Get_Max_Threads: { parameters: [], result: "i32", optional: true },
-  MKL_Set_Num_Threads: { parameters: ["i32"], result: "void", optional: true },
-  bli_info_get_version_str: { parameters: [], result: "pointer", optional: true },
-} as const;
-
-type BlasLib = Deno.DynamicLibrary<typeof SYMBOLS>;
-type Sgemm = BlasLib["symbols"]["cblas_sgemm"];
-
-/**
- * Debian and Ubuntu install OpenBLAS's builds side by side (`update-alternatives` picks one as
- * libopenblas.so.0). The pthreads build is tried first: the OpenMP build runs our step at about the
- * same speed (reference step 604 ms against 582 ms, one bench run each, 2 cores), but its libgomp
- * threads make it unsafe to unload (see {@link pin}).
- */
-function debianOpenblas(build: "pthread" | "openmp" | "serial"): string {
-  const triplet = { x86_64: "x86_64-linux-gnu", aarch64: "aarch64-linux-gnu" }[Deno.build.arch as string] ??
-    `${Deno.build.arch}-linux-gnu`;
-  return `/usr/lib/${triplet}/openblas-${build}/libopenblas.so.0`;
-}
-
-/** Library names tried in order when none is given. Generic `libblas`/`libcblas` may be reference BLAS. */
-const SEARCH: Record<string, () => string[]> = {
-  linux: () => [
-    debianOpenblas("pthread"),
-    "libopenblas.so.0",
-    "libopenblas.so",
-    "libmkl_rt.so.2",
-    "libmkl_rt.so",
-    "libblis.so.4",
-    "libblas.so.3",
-    "libcblas.so.3",
-  ],
-  darwin: () => [
-    "/System/Library/Frameworks/Accelerate.framework/Accelerate",
-    "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
-    "/usr/local/opt/openblas/lib/libopenblas.dylib",
-    "libopenblas.dylib",
-  ],
-  windows: () => ["libopenblas.dll", "openblas.dll", "mkl_rt.2.dll", "mkl_rt.dll"],
-};
-/** Names that may be any implementation, reference BLAS included. */
-const GENERIC = new Set(["libblas.so.3", "libcblas.so.3"]);
-const INSTALL_HINT: Record<string, string> = {
-  linux: "install libopenblas0-pthread",
-  darwin: "Accelerate.framework was not found",
-  windows: "put libopenblas.dll on PATH",
-};
-
-const KERNELS = ["BatchMatMul", "_FusedMatMul"] as const;
 const OFF_NOT_CALLED: BlasStatus = {
   enabled: false,
   reason: "off: enableBlas() not called",
   backends: [],
 };
 
-// The only mutable module state: the loaded library, the stock kernels it replaced, the status.
+// The only mutable module state: the loaded library and the status (blas_kernels.ts keeps the stock
+// kernels it replaced).
 let loaded: { lib: BlasLib; path: string } | null = null;
-const stock = new Map<string, tf.KernelConfig>(); // "wasm/BatchMatMul" -> stock config
 let current: BlasStatus = OFF_NOT_CALLED;
 
 /**
@@ -160,6 +64,10 @@ let current: BlasStatus = OFF_NOT_CALLED;
  * (it first undoes a previous call). Never throws for the environment (no library, no FFI
  * permission, a bad path): it returns a status whose `reason` says why it is off. Throws only for
  * unknown options.
+ *
+ * Backends whose module is not loaded yet are left out when `backends` is not given: the wasm
+ * backend registers its kernels when `@tensorflow/tfjs-backend-wasm` is imported (lib/engine/backend.ts
+ * `setBackend` does so), so call this again after that.
  *
  * @example
  * ```ts
@@ -181,23 +89,14 @@ export function enableBlas(opts: BlasOptions = {}): BlasStatus {
       throw new TypeError(`enableBlas: backends expects "wasm" or "cpu", got ${JSON.stringify(b)}`);
     }
   }
+  const defaults = opts.backends === undefined;
   if (loaded) disableBlas();
-  current = load(opts.library);
+  const found = loadBlas(opts.library);
+  current = found.status;
+  loaded = found.opened ?? null;
   if (!loaded) return status();
 
-  const sgemm = loaded.lib.symbols.cblas_sgemm;
-  const done: string[] = [];
-  const missing: string[] = [];
-  for (const backend of new Set(backends)) {
-    if (!KERNELS.every((k) => tf.getKernel(k, backend))) {
-      missing.push(backend);
-      continue;
-    }
-    const bmm = backend === "wasm" ? wasmBatchMatMul(sgemm) : cpuBatchMatMul(sgemm);
-    install(backend, "BatchMatMul", bmm);
-    install(backend, "_FusedMatMul", fusedMatMul(backend, bmm));
-    done.push(backend);
-  }
+  const { done, missing } = installBlasKernels(loaded.lib.symbols.cblas_sgemm, new Set(backends));
   if (done.length === 0) {
     closeLibrary();
     current = {
@@ -207,7 +106,8 @@ export function enableBlas(opts: BlasOptions = {}): BlasStatus {
     };
     return status();
   }
-  const skipped = missing.length ? `; skipped ${missing.join(", ")} (not registered)` : "";
+  // Left-out defaults are not news: a backend not loaded yet gets BLAS when enableBlas runs again.
+  const skipped = missing.length && !defaults ? `; skipped ${missing.join(", ")} (not registered)` : "";
   current = { ...current, enabled: true, reason: current.reason + skipped, backends: done };
   return status();
 }
@@ -227,16 +127,7 @@ export function enableBlas(opts: BlasOptions = {}): BlasStatus {
  * ```
  */
 export function disableBlas(): void {
-  for (const [key, config] of stock) {
-    tf.unregisterKernel(config.kernelName, config.backendName);
-    tf.registerKernel(config);
-    // A stock wasm kernel binds its C function in setupFunc, which the engine runs when the backend
-    // starts. If the backend started while ours was registered, that never ran: run it now.
-    const started = (tf.engine() as unknown as { registry: Record<string, tf.KernelBackend> })
-      .registry[config.backendName];
-    if (started && config.setupFunc) config.setupFunc(started);
-    stock.delete(key);
-  }
+  restoreStockKernels();
   if (loaded) {
     closeLibrary();
     current = { enabled: false, reason: "off: disableBlas() called", backends: [] };
@@ -282,485 +173,11 @@ export function setBlasThreads(n: number): boolean {
   return true;
 }
 
-/**
- * What the main job took on our 2-core build machine (README, "Speed"), with OpenBLAS and with the
- * stock wasm kernels only: the figures {@link blasAdvice} quotes beside its own measurement.
- */
-export const MAIN_JOB_MINUTES = { withBlas: 4.9, withoutBlas: 13.5 } as const;
-
-/**
- * For a user whose products run on tfjs's stock kernels because no BLAS library was found: one
- * line saying what that costs here, measured now, and how to fix it. It times the reference
- * model's largest product ([3136, 192] x [192, 768], 0.92 GFLOP) on the active backend: about
- * 0.1 s. Returns undefined when BLAS is on, or off by the user's choice (`IJEPA_BLAS=off`, a
- * caller's `blas: false`), or when the active backend is not wasm or cpu.
- *
- * @example
- * ```ts
- * import { blasAdvice } from "./blas.ts";
- * const line = await blasAdvice({ enabled: true, reason: "OpenBLAS", backends: ["wasm"] });
- * if (line !== undefined) throw new Error("BLAS on: nothing to advise");
- * ```
- */
-export async function blasAdvice(status: BlasStatus): Promise<string | undefined> {
-  const backend = tf.getBackend();
-  if (status.enabled || (backend !== "wasm" && backend !== "cpu")) return undefined;
-  if (!/no BLAS library found|may be reference BLAS|FFI not permitted/.test(status.reason)) return undefined;
-  const [m, k, n] = [3136, 192, 768];
-  const a = tf.randomNormal([m, k]), b = tf.randomNormal([k, n]);
-  try {
-    const once = async () => {
-      const t0 = performance.now();
-      const y = tf.matMul(a, b);
-      await y.data();
-      y.dispose();
-      return performance.now() - t0;
-    };
-    await once(); // warm-up
-    const ms = Math.min(await once(), await once());
-    const gflops = (2 * m * k * n) / ms / 1e6;
-    const os = (globalThis as { Deno?: typeof Deno }).Deno?.build.os ?? "linux";
-    const fix = os === "linux"
-      ? "`sudo apt-get install libopenblas0-pthread` (Debian/Ubuntu) or your distribution's OpenBLAS"
-      : os === "windows"
-      ? "put libopenblas.dll on PATH or set IJEPA_BLAS=<path>"
-      : "set IJEPA_BLAS=<path> to a BLAS library";
-    return `BLAS off, so matrix products run on tfjs's stock ${backend} kernel: ${
-      gflops.toFixed(0)
-    } GFLOP/s ` +
-      `here (measured now), where OpenBLAS ran them at 196-271 GFLOP/s on a 2-core machine of ours; ` +
-      `there the main job took ${MAIN_JOB_MINUTES.withoutBlas} min without BLAS and ` +
-      `${MAIN_JOB_MINUTES.withBlas} min with it. To speed up: ${fix}.`;
-  } finally {
-    a.dispose();
-    b.dispose();
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Loading the library
-
 function status(): BlasStatus {
   return { ...current, backends: [...current.backends] };
-}
-
-function off(reason: string): BlasStatus {
-  return { enabled: false, reason: `off: ${reason}`, backends: [] };
-}
-
-/** Open the library (setting `loaded`) or say why not. */
-function load(option: string | undefined): BlasStatus {
-  const D = (globalThis as { Deno?: typeof Deno }).Deno;
-  if (!D || typeof D.dlopen !== "function") return off("not running under Deno (no FFI)");
-  let requested = option;
-  let source = "library option";
-  if (requested === undefined) {
-    requested = readEnv("IJEPA_BLAS");
-    source = "IJEPA_BLAS";
-  }
-  const req = requested?.trim() ?? "";
-  if (["off", "0", "false", "no", "none"].includes(req.toLowerCase())) {
-    return off(source === "IJEPA_BLAS" ? `IJEPA_BLAS=${req}` : `library option is "${req}"`);
-  }
-  const explicit = req !== "" && !["on", "auto", "1", "true"].includes(req.toLowerCase());
-  if (!ffiGranted(explicit ? req : undefined)) {
-    return off("FFI not permitted (run deno with --allow-ffi)");
-  }
-  if (explicit) {
-    try {
-      return opened(req, D.dlopen(req, SYMBOLS));
-    } catch (e) {
-      return off(`cannot load BLAS library ${req} (from ${source}): ${firstLine(e)}`);
-    }
-  }
-  const skipped: string[] = [];
-  for (const name of (SEARCH[D.build.os] ?? SEARCH.linux)()) {
-    let lib: BlasLib;
-    try {
-      lib = D.dlopen(name, SYMBOLS);
-    } catch {
-      continue; // not installed, or no cblas_sgemm in it
-    }
-    // A generic libblas/libcblas may be the reference BLAS, slower than tfjs-wasm: use it only
-    // when it turns out to be an optimised one.
-    if (GENERIC.has(name) && describe(lib) === "BLAS") {
-      lib.close();
-      skipped.push(name);
-      continue;
-    }
-    return opened(name, lib);
-  }
-  const why = skipped.length
-    ? `only ${skipped.join(", ")} found, which may be reference BLAS`
-    : "no BLAS library found";
-  return off(
-    `${why} (${INSTALL_HINT[D.build.os] ?? INSTALL_HINT.linux}, or set IJEPA_BLAS=<path>)`,
-  );
-}
-
-function opened(path: string, lib: BlasLib): BlasStatus {
-  pin(path);
-  loaded = { lib, path };
-  return {
-    enabled: false, // set once kernels are registered
-    library: path,
-    reason: `${describe(lib)} via FFI (${path})`,
-    backends: [],
-    threads: threadCount(lib),
-  };
 }
 
 function closeLibrary(): void {
   loaded?.lib.close();
   loaded = null;
-}
-
-/**
- * Keep a library in memory until the process ends (dlopen with RTLD_NODELETE), so that closing our
- * handle, or a worker isolate ending, never unmaps it.
- *
- * Why: OpenBLAS's OpenMP build runs its products on libgomp's thread pool, whose threads stay parked
- * inside libgomp after a call. When the last handle is closed, the dynamic loader unmaps libopenblas
- * and libgomp under those threads and the process dies with SIGSEGV (exit 139). Seen with Debian's
- * libopenblas0-openmp: one `Deno.dlopen` + `cblas_sgemm` + `close()` crashed at once, and
- * `deno test --parallel` (whose test files open and close the library in their own isolates) crashed
- * in 3 of 3 runs. The pthreads build survives the same sequence, but pinning costs nothing, so every
- * BLAS we load is pinned. Returns false where it cannot pin (Windows, or no libc to ask).
- */
-function pin(path: string): boolean {
-  const libc = { linux: "libc.so.6", darwin: "/usr/lib/libSystem.B.dylib" }[Deno.build.os as string];
-  if (!libc) return false;
-  // RTLD_NOW | RTLD_NODELETE (glibc 0x2 | 0x1000; macOS 0x2 | 0x80)
-  const flags = Deno.build.os === "darwin" ? 0x2 | 0x80 : 0x2 | 0x1000;
-  try {
-    const c = Deno.dlopen(libc, { dlopen: { parameters: ["buffer", "i32"], result: "pointer" } });
-    try {
-      return c.symbols.dlopen(new TextEncoder().encode(path + "\0"), flags) !== null;
-    } finally {
-      c.close();
-    }
-  } catch {
-    return false;
-  }
-}
-
-/** A short name of the implementation, e.g. "OpenBLAS 0.3.21 (Cooperlake, pthreads)". */
-function describe(lib: BlasLib): string {
-  const s = lib.symbols;
-  const cstr = (p: Deno.PointerValue) => (p ? Deno.UnsafePointerView.getCString(p) : "");
-  if (s.openblas_get_config) {
-    const version = cstr(s.openblas_get_config()).split(" ").slice(0, 2).join(" ") || "OpenBLAS";
-    const build = s.openblas_get_parallel
-      ? ["serial", "pthreads", "OpenMP"][s.openblas_get_parallel()] ?? "unknown threading"
-      : "";
-    const core = s.openblas_get_corename ? cstr(s.openblas_get_corename()) : "";
-    const details = [core, build].filter(Boolean).join(", ");
-    return details ? `${version} (${details})` : version;
-  }
-  if (s.MKL_Get_Max_Threads) return "Intel MKL";
-  if (s.bli_info_get_version_str) return `BLIS ${cstr(s.bli_info_get_version_str())}`;
-  return "BLAS";
-}
-
-function threadCount(lib: BlasLib): number | undefined {
-  const s = lib.symbols;
-  if (s.openblas_get_num_threads) return s.openblas_get_num_threads();
-  if (s.MKL_Get_Max_Threads) return s.MKL_Get_Max_Threads();
-  return undefined;
-}
-
-function readEnv(name: string): string | undefined {
-  try {
-    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
-      return undefined;
-    }
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
-  }
-}
-
-/** True when FFI is granted; never prompts. */
-function ffiGranted(path?: string): boolean {
-  try {
-    if (Deno.permissions.querySync({ name: "ffi" }).state === "granted") return true;
-    return path !== undefined &&
-      Deno.permissions.querySync({ name: "ffi", path }).state === "granted";
-  } catch {
-    return false;
-  }
-}
-
-function firstLine(e: unknown): string {
-  const line = (e instanceof Error ? e.message : String(e)).split("\n")[0];
-  return line.replace(/^(.+?: )\1+/, "$1"); // Deno repeats "Could not open library: "
-}
-
-function install(backendName: string, kernelName: string, kernelFunc: tf.KernelFunc): void {
-  const key = `${backendName}/${kernelName}`;
-  if (!stock.has(key)) stock.set(key, tf.getKernel(kernelName, backendName));
-  tf.unregisterKernel(kernelName, backendName);
-  tf.registerKernel({ kernelName, backendName, kernelFunc });
-}
-
-// ---------------------------------------------------------------------------------------------
-// The product itself
-
-/** Shapes of one (batched) product C = op(A) op(B), as tfjs's BatchMatMul defines it. */
-interface Plan {
-  outShape: number[]; // [...batch, M, N]
-  batch: number; // product of the broadcast batch dims
-  m: number;
-  n: number;
-  k: number;
-  aIndex: (i: number) => number; // output batch i reads this batch of A
-  bIndex: (i: number) => number;
-  aBatch: number;
-  bBatch: number;
-}
-
-function plan(aShape: number[], bShape: number[], transA: boolean, transB: boolean): Plan {
-  if (aShape.length < 2 || bShape.length < 2) {
-    throw new Error(
-      `matMul: expected both inputs of rank >= 2, got a [${aShape}] and b [${bShape}]`,
-    );
-  }
-  const ra = aShape.length, rb = bShape.length;
-  const m = transA ? aShape[ra - 1] : aShape[ra - 2];
-  const ka = transA ? aShape[ra - 2] : aShape[ra - 1];
-  const kb = transB ? bShape[rb - 1] : bShape[rb - 2];
-  const n = transB ? bShape[rb - 2] : bShape[rb - 1];
-  if (ka !== kb) {
-    throw new Error(
-      `matMul: inner dimensions must match, got a [${aShape}] (transposeA=${transA}) with ${ka} ` +
-        `and b [${bShape}] (transposeB=${transB}) with ${kb}`,
-    );
-  }
-  const aDims = aShape.slice(0, -2), bDims = bShape.slice(0, -2);
-  const outDims = tf.broadcast_util.assertAndGetBroadcastShape(aDims, bDims);
-  const batch = tf.util.sizeFromShape(outDims);
-  const aBatch = tf.util.sizeFromShape(aDims), bBatch = tf.util.sizeFromShape(bDims);
-  return {
-    outShape: [...outDims, m, n],
-    batch,
-    m,
-    n,
-    k: ka,
-    aIndex: batchIndex(aDims, outDims, aBatch, batch),
-    bIndex: batchIndex(bDims, outDims, bBatch, batch),
-    aBatch,
-    bBatch,
-  };
-}
-
-/** Which batch of an input feeds output batch i, with numpy broadcasting. */
-function batchIndex(dims: number[], outDims: number[], size: number, outSize: number) {
-  if (size === 1) return () => 0;
-  if (size === outSize) return (i: number) => i; // every non-1 dim equals the output's
-  // Departs from tfjs's stock kernels, which read batch i % size: wrong when a size-1 dim sits
-  // before a broadcast one (a [2, 1, ...] with b [3, ...]). Here each dim is mapped on its own.
-  const table = new Int32Array(outSize);
-  const off = outDims.length - dims.length;
-  for (let i = 0; i < outSize; i++) {
-    let rest = i, src = 0, stride = 1;
-    for (let d = outDims.length - 1; d >= 0; d--) {
-      const coord = rest % outDims[d];
-      rest = Math.floor(rest / outDims[d]);
-      if (d < off) continue;
-      const dim = dims[d - off];
-      if (dim !== 1) src += coord * stride;
-      stride *= dim;
-    }
-    table[i] = src;
-  }
-  return (i: number) => table[i];
-}
-
-/**
- * C[i] = op(A[aIndex(i)]) op(B[bIndex(i)]) for every batch i, row-major, via cblas_sgemm.
- * `a`, `b`, `c` are Float32Arrays (possibly the same wasm heap) and the offsets are in floats.
- */
-function gemm(
-  sgemm: Sgemm,
-  p: Plan,
-  transA: boolean,
-  transB: boolean,
-  a: Float32Array,
-  aOff: number,
-  b: Float32Array,
-  bOff: number,
-  c: Float32Array,
-  cOff: number,
-): void {
-  const { m, n, k, batch } = p;
-  if (m * n * batch === 0) return;
-  if (k === 0) {
-    c.fill(0, cOff, cOff + batch * m * n); // an empty sum; BLAS may skip writing C
-    return;
-  }
-  const lda = transA ? m : k, ldb = transB ? k : n;
-  const ta = transA ? TRANS : NO_TRANS, tb = transB ? TRANS : NO_TRANS;
-  // A shared B and row-major A stacked [batch*M, K] is one tall product: one call instead of batch.
-  if (p.bBatch === 1 && !transA && p.aBatch === batch) {
-    const rows = batch * m;
-    sgemm(
-      ROW_MAJOR,
-      ta,
-      tb,
-      rows,
-      n,
-      k,
-      1,
-      a.subarray(aOff, aOff + rows * k),
-      lda,
-      b.subarray(bOff, bOff + k * n),
-      ldb,
-      0,
-      c.subarray(cOff, cOff + rows * n),
-      n,
-    );
-    return;
-  }
-  const sa = m * k, sb = k * n, sc = m * n;
-  for (let i = 0; i < batch; i++) {
-    const ai = aOff + p.aIndex(i) * sa, bi = bOff + p.bIndex(i) * sb, ci = cOff + i * sc;
-    sgemm(
-      ROW_MAJOR,
-      ta,
-      tb,
-      m,
-      n,
-      k,
-      1,
-      a.subarray(ai, ai + sa), // [M, K] or [K, M]
-      lda,
-      b.subarray(bi, bi + sb), // [K, N] or [N, K]
-      ldb,
-      0,
-      c.subarray(ci, ci + sc), // [M, N]
-      n,
-    );
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Kernels
-
-/** The parts of tfjs-backend-wasm's BackendWasm this file touches. */
-interface WasmBackendLike {
-  wasm: { HEAPF32: Float32Array };
-  dataIdMap: { get(dataId: unknown): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: "float32"): tf.TensorInfo;
-}
-
-/** The parts of tfjs-backend-cpu's MathBackendCPU this file touches. */
-interface CpuBackendLike {
-  data: { get(dataId: unknown): { values?: unknown } };
-  makeTensorInfo(shape: number[], dtype: "float32", values: Float32Array): tf.TensorInfo;
-}
-
-interface MatMulAttrs {
-  transposeA?: boolean;
-  transposeB?: boolean;
-}
-
-type KernelArgs = Parameters<tf.KernelFunc>[0];
-
-/** Run the stock kernel for what BLAS does not cover (non-float32 dtypes). */
-function stockKernel(backend: string, name: string): tf.KernelFunc {
-  const k = stock.get(`${backend}/${name}`);
-  if (!k) throw new Error(`blas: stock ${name} kernel for ${backend} was not saved`);
-  return k.kernelFunc;
-}
-
-function wasmBatchMatMul(sgemm: Sgemm): tf.KernelFunc {
-  return (args: KernelArgs) => {
-    const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-    if (a.dtype !== "float32" || b.dtype !== "float32") {
-      return stockKernel("wasm", "BatchMatMul")(args);
-    }
-    const { transposeA = false, transposeB = false } = args.attrs as MatMulAttrs;
-    const backend = args.backend as unknown as WasmBackendLike;
-    const p = plan(a.shape, b.shape, transposeA, transposeB);
-    const out = backend.makeOutput(p.outShape, "float32"); // [...batch, M, N]
-    // Read the heap only now: makeOutput's malloc may have grown wasm memory, which replaces it.
-    const heap = backend.wasm.HEAPF32;
-    const offset = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId).memoryOffset / 4;
-    gemm(sgemm, p, transposeA, transposeB, heap, offset(a), heap, offset(b), heap, offset(out));
-    return out;
-  };
-}
-
-function cpuBatchMatMul(sgemm: Sgemm): tf.KernelFunc {
-  return (args: KernelArgs) => {
-    const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-    const backend = args.backend as unknown as CpuBackendLike;
-    const av = backend.data.get(a.dataId).values;
-    const bv = backend.data.get(b.dataId).values;
-    if (!(av instanceof Float32Array) || !(bv instanceof Float32Array)) {
-      return stockKernel("cpu", "BatchMatMul")(args); // int32, complex
-    }
-    const { transposeA = false, transposeB = false } = args.attrs as MatMulAttrs;
-    const p = plan(a.shape, b.shape, transposeA, transposeB);
-    const out = new Float32Array(tf.util.sizeFromShape(p.outShape)); // [...batch, M, N]
-    gemm(sgemm, p, transposeA, transposeB, av, 0, bv, 0, out, 0);
-    return backend.makeTensorInfo(p.outShape, "float32", out);
-  };
-}
-
-/** tfjs's fusable activations and the kernels that apply them. */
-const ACTIVATION_KERNELS: Record<string, string | null> = {
-  linear: null,
-  relu: "Relu",
-  relu6: "Relu6",
-  elu: "Elu",
-  sigmoid: "Sigmoid",
-  leakyrelu: "LeakyRelu",
-  prelu: "Prelu",
-};
-
-/**
- * `_FusedMatMul` (tf.fused.matMul: product, + bias, activation) as three passes: the BLAS product,
- * then the backend's own Add and activation kernels, which handle broadcasting.
- */
-function fusedMatMul(backendName: string, bmm: tf.KernelFunc): tf.KernelFunc {
-  const run = (name: string, args: KernelArgs) => {
-    const k = tf.getKernel(name, backendName);
-    if (!k) throw new Error(`blas: _FusedMatMul needs the ${name} kernel on ${backendName}`);
-    return k.kernelFunc(args) as tf.TensorInfo;
-  };
-  return (args: KernelArgs) => {
-    const { a, b, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo>;
-    if (a.dtype !== "float32" || b.dtype !== "float32") {
-      return stockKernel(backendName, "_FusedMatMul")(args);
-    }
-    const { transposeA, transposeB, activation = "linear", leakyreluAlpha } = args.attrs as {
-      transposeA: boolean;
-      transposeB: boolean;
-      activation?: string;
-      leakyreluAlpha?: number;
-    };
-    if (!(activation in ACTIVATION_KERNELS)) {
-      throw new Error(
-        `fused matMul: activation must be one of ${Object.keys(ACTIVATION_KERNELS).join(", ")}, ` +
-          `got "${activation}"`,
-      );
-    }
-    const backend = args.backend as unknown as tf.KernelBackend;
-    let y = bmm({ inputs: { a, b }, backend, attrs: { transposeA, transposeB } }) as tf.TensorInfo;
-    const step = (next: tf.TensorInfo) => {
-      backend.disposeData(y.dataId);
-      y = next;
-    };
-    if (bias) step(run("Add", { inputs: { a: y, b: bias }, backend, attrs: {} }));
-    const act = ACTIVATION_KERNELS[activation];
-    if (act === "Prelu") {
-      step(run(act, { inputs: { x: y, alpha: preluActivationWeights }, backend, attrs: {} }));
-    } else if (act === "LeakyRelu") {
-      step(run(act, { inputs: { x: y }, backend, attrs: { alpha: leakyreluAlpha ?? 0.2 } }));
-    } else if (act) {
-      step(run(act, { inputs: { x: y }, backend, attrs: {} }));
-    }
-    return y;
-  };
 }

@@ -5,6 +5,8 @@
  * @module
  */
 export { BACKEND_NAMES, type BackendInfo, backendInfo, type BackendName, setBackend } from "./backend.ts";
-export { type BlasStatus, blasStatus, disableBlas, enableBlas } from "./blas.ts";
+export { blasStatus, disableBlas, enableBlas } from "./blas.ts";
+export type { BlasStatus } from "./blas_library.ts";
 export { Rng } from "./rng.ts";
-export { gatherRows, gelu, layerNorm, linear, matMul, patchify, unpatchify } from "./ops.ts";
+export { gatherRows, gelu, layerNorm, linear, patchify, unpatchify } from "./ops.ts";
+export { matMul } from "./matmul.ts";

@@ -2,9 +2,8 @@
  * The few tensor operations the model is built from, each written once so that every backend gets
  * a correct and fast version. The field notes list why each exists:
  *
- * - {@link matMul}: tfjs-wasm's stock matMul is about 12x slower with `transposeA/B` flags, and its
- *   gradient uses those flags. Without native BLAS we transpose explicitly and multiply plainly, with
- *   a custom gradient that does the same. With BLAS (lib/engine/blas.ts) or on WebGPU the flags are free.
+ * - `matMul` (lib/engine/matmul.ts): tfjs-wasm's stock matMul is about 12x slower with
+ *   `transposeA/B` flags, and its gradient uses those flags; that file says how it avoids them.
  * - {@link linear}: a 3-D x 2-D broadcasting matMul has no working gradient in tfjs 4.22, so
  *   activations are flattened to 2-D first.
  * - {@link gatherRows}: `tf.gather(x, idx, 1, batchDims=1)` silently returns wrong values on wasm,
@@ -13,7 +12,7 @@
  * - {@link patchify}: a convolution's filter gradient is missing on wasm, so the patch embedding is a
  *   reshape + rank-4 transpose followed by a linear layer (the same function as the official stride-p
  *   convolution).
- * - {@link linear}, {@link layerNorm}, {@link gelu}, {@link smoothL1}: where lib/engine/fused.ts's
+ * - {@link linear}, {@link layerNorm}, {@link gelu}, {@link smoothL1}: where lib/engine/fused_mode.ts's
  *   `fusedEnabled()` says so (wasm), each runs as one op with a hand-written gradient; elsewhere (cpu,
  *   the reference; webgpu) as the tfjs ops below, differentiated by tfjs.
  *
@@ -30,65 +29,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { blasStatus } from "./blas.ts";
-import { fusedEnabled, fusedGelu, fusedLayerNorm, fusedLinear, fusedSmoothL1 } from "./fused.ts";
-
-/** True when plain tf.matMul with transpose flags is fast on the active backend. */
-function flagsAreFast(): boolean {
-  const b = tf.getBackend();
-  if (b !== "wasm") return true;
-  const s = blasStatus();
-  return s.enabled && s.backends.includes("wasm");
-}
-
-function swapLast(t: tf.Tensor): tf.Tensor {
-  const r = t.rank;
-  const perm = [...Array(r).keys()];
-  [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
-  return tf.transpose(t, perm);
-}
-
-/** matMul(a, b) with a gradient that never uses transpose flags. */
-const plainMatMul = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-  const [a, b, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-  save([a, b]);
-  return {
-    value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sa, sb] = saved;
-      let da = tf.matMul(dy as tf.Tensor2D, swapLast(sb) as tf.Tensor2D) as tf.Tensor;
-      let db = tf.matMul(swapLast(sa) as tf.Tensor2D, dy as tf.Tensor2D) as tf.Tensor;
-      // Undo batch broadcasting (a batch of 1 on one side): sum the gradient over the batch.
-      if (sa.rank === 3 && sa.shape[0] === 1 && da.shape[0] !== 1) da = da.sum(0, true);
-      if (sb.rank === 3 && sb.shape[0] === 1 && db.shape[0] !== 1) db = db.sum(0, true);
-      return [da, db];
-    },
-  };
-});
-
-/**
- * Matrix product of rank-2 or rank-3 tensors, `a` [.., M, K] (or [.., K, M] when transposeA) times
- * `b` [.., K, N] (or [.., N, K] when transposeB), choosing the fast formulation for the backend.
- */
-export function matMul<T extends tf.Tensor2D | tf.Tensor3D>(
-  a: T,
-  b: T,
-  transposeA = false,
-  transposeB = false,
-): T {
-  if (a.rank !== b.rank || (a.rank !== 2 && a.rank !== 3)) {
-    throw new Error(`matMul: expected two rank-2 or two rank-3 tensors, got [${a.shape}] and [${b.shape}]`);
-  }
-  // A batch of 1 on one side broadcasts; tfjs's own BatchMatMul gradient does not sum it back, so
-  // broadcasting always takes the custom gradient below.
-  const broadcast = a.rank === 3 && a.shape[0] !== b.shape[0];
-  if (flagsAreFast() && !broadcast) return tf.matMul(a, b, transposeA, transposeB) as T;
-  return tf.tidy(() => {
-    const aa = transposeA ? swapLast(a) : a;
-    const bb = transposeB ? swapLast(b) : b;
-    return plainMatMul(aa, bb) as T;
-  });
-}
+import { fusedEnabled } from "./fused_mode.ts";
+import { fusedGelu, fusedLayerNorm, fusedLinear, fusedSmoothL1 } from "./fused_ops.ts";
+import { matMul } from "./matmul.ts";
 
 /**
  * A dense layer on the last axis: `x` [..., in] times `w` [in, out] plus `b` [out]. The input is
@@ -101,7 +44,7 @@ export function linear(x: tf.Tensor, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor
       `linear: input has ${din} features but the weight is [${w.shape}] (expected [${din}, out])`,
     );
   }
-  if (fusedEnabled()) return fusedLinear(x, w, b); // one recorded op, bias in one pass (lib/engine/fused.ts)
+  if (fusedEnabled()) return fusedLinear(x, w, b); // one recorded op, bias in one pass (lib/engine/fused_ops.ts)
   return tf.tidy(() => {
     const lead = x.shape.slice(0, -1);
     let y: tf.Tensor = matMul(x.reshape([-1, din]) as tf.Tensor2D, w); // [rows, out]

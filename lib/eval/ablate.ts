@@ -21,10 +21,11 @@
  * @module
  */
 import { type ModelConfig, modelConfig } from "../model/config.ts";
-import type { DatasetSplits } from "../data/data.ts";
+import type { DatasetSplits } from "../data/dataset.ts";
 import { IJEPA } from "../model/ijepa.ts";
-import type { MaskerOptions } from "../masks/masks.ts";
-import { formatProbeTable, type ProbeTable, runProbeSuite } from "./probe.ts";
+import type { MaskerOptions } from "../masks/options.ts";
+import { formatProbeTable } from "./report.ts";
+import { type ProbeTable, runProbeSuite } from "./suite.ts";
 import { recipe } from "../train/recipes.ts";
 import { CHECKPOINT_FILE, EMATrainer } from "../train/trainer.ts";
 

@@ -25,7 +25,7 @@
  * import { modelConfig } from "../model/config.ts";
  * import { Rng } from "../engine/rng.ts";
  * import { VisionTransformer } from "../model/vit.ts";
- * import type { ImageDataset } from "../data/data.ts";
+ * import type { ImageDataset } from "../data/dataset.ts";
  * await tf.setBackend("cpu");
  * const ds: ImageDataset = {
  *   images: new Uint8Array(5 * 16 * 16).map((_, i) => (i * 7) % 256), // [5, 16, 16, 1]
@@ -42,9 +42,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { resizeCrop } from "../data/augment.ts";
-import type { ImageDataset } from "../data/data.ts";
+import type { ImageDataset } from "../data/dataset.ts";
 import { layerNorm, patchify } from "../engine/ops.ts";
+import { modelInput } from "../model/model_input.ts";
 import type { VisionTransformer } from "../model/vit.ts";
 
 /** The readouts {@link extractFeatures} knows, headline first. */
@@ -85,38 +85,6 @@ export function parseReadout(name: string): Readout {
 /** Features per image of `readout` for an encoder of width `width`. */
 export function readoutDim(readout: Readout, width: number): number {
   return readout === "avgpool" ? width : 4 * width;
-}
-
-/**
- * The images `[start, start + count)` of `ds` as the model's input: resized to `size` x `size`
- * when needed, normalised per channel. Returns [count, size, size, C] floats.
- */
-export function modelInput(
-  ds: ImageDataset,
-  start: number,
-  count: number,
-  size: number,
-  mean: readonly number[],
-  std: readonly number[],
-): Float32Array {
-  const { height: H, width: W, channels: C } = ds;
-  const pix = H * W * C;
-  const out = new Float32Array(count * size * size * C); // [count, size, size, C]
-  const scale = mean.map((_, c) => 1 / (255 * std[c]));
-  const shift = mean.map((m, c) => m / std[c]);
-  const resize = H !== size || W !== size;
-  const buf = resize ? new Float32Array(size * size * C) : undefined;
-  for (let b = 0; b < count; b++) {
-    const src = ds.images.subarray((start + b) * pix, (start + b + 1) * pix); // [H, W, C]
-    const img = buf
-      ? resizeCrop(src, H, W, C, { top: 0, left: 0, height: H, width: W }, size, size, buf)
-      : src;
-    const o = b * size * size * C;
-    for (let i = 0; i < img.length; i += C) {
-      for (let c = 0; c < C; c++) out[o + i + c] = img[i + c] * scale[c] - shift[c];
-    }
-  }
-  return out;
 }
 
 function checkStats(mean: readonly number[], std: readonly number[], channels: number, where: string) {

@@ -13,13 +13,8 @@ export {
   pretrainedWeights,
   shippedReference,
 } from "./pretrained.ts";
-export {
-  loadModel,
-  loadOfficialCheckpoint,
-  type Part,
-  saveModel,
-  WEIGHTS_FORMAT,
-  type WeightsMeta,
-} from "./weights.ts";
-export { openSafetensors, writeSafetensors } from "./safetensors.ts";
-export { openTorchCheckpoint } from "./torch_checkpoint.ts";
+export { loadModel, type Part, saveModel, WEIGHTS_FORMAT, type WeightsMeta } from "./weights.ts";
+export { loadOfficialCheckpoint } from "./official.ts";
+export { openSafetensors } from "./safetensors_read.ts";
+export { writeSafetensors } from "./safetensors_write.ts";
+export { openTorchCheckpoint } from "./torch/checkpoint.ts";

@@ -4,13 +4,7 @@
  *
  * @module
  */
-export {
-  benchMasker,
-  createMasker,
-  MASK_PRESETS,
-  type MaskBatch,
-  type MaskerOptions,
-  maskPreset,
-  type MaskStrategy,
-  MultiBlockMasker,
-} from "./masks.ts";
+export { type MaskBatch } from "./batch.ts";
+export { MASK_PRESETS, type MaskerOptions, maskPreset, type MaskStrategy } from "./options.ts";
+export { createMasker, MultiBlockMasker } from "./masker.ts";
+export { benchMasker } from "./bench.ts";

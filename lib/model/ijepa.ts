@@ -30,10 +30,13 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { type ModelConfig, modelConfig, type ResolvedConfig } from "./config.ts";
-import { emaUpdate, fusedEnabled } from "../engine/fused.ts";
-import { layerNorm, linear, matMul, patchify, smoothL1, takeRows } from "../engine/ops.ts";
+import { fusedEnabled } from "../engine/fused_mode.ts";
+import { emaUpdate } from "../engine/fused_updates.ts";
+import { matMul } from "../engine/matmul.ts";
+import { layerNorm, linear, patchify, smoothL1, takeRows } from "../engine/ops.ts";
 import { ParamStore } from "./params.ts";
-import { checkMasks, type CollatedMasks, Predictor } from "./predictor.ts";
+import { Predictor } from "./predictor.ts";
+import { checkMasks, type CollatedMasks } from "../masks/batch.ts";
 import { Rng } from "../engine/rng.ts";
 import { INIT_STD } from "./transformer.ts";
 import { checkImages, VisionTransformer } from "./vit.ts";

@@ -15,6 +15,7 @@ export {
   type TargetMode,
 } from "./config.ts";
 export { checkImages, type TokenSelection, VisionTransformer } from "./vit.ts";
-export { type CollatedMasks, Predictor } from "./predictor.ts";
+export { Predictor } from "./predictor.ts";
+export { type CollatedMasks } from "../masks/batch.ts";
 export { distance, IJEPA, type IJEPAOptions, meanFeatureStd, TARGET_EPS } from "./ijepa.ts";
 export { sincosPosEmbed } from "./posembed.ts";

@@ -38,51 +38,7 @@ import { ParamStore } from "./params.ts";
 import { sincosPosEmbed } from "./posembed.ts";
 import { Rng } from "../engine/rng.ts";
 import { blockForward, type BlockShape, INIT_STD, initBlock, keyPaddingBias } from "./transformer.ts";
-
-/** The collated masks of one batch, as the masker produces them (lib/masks/masks.ts `MaskBatch`). */
-export interface CollatedMasks {
-  batchSize: number;
-  /** [B * contextLen] context patch indices, row-major. */
-  contextIdx: Int32Array;
-  contextLen: number;
-  /** [B * contextLen] 1 real / 0 padding, or null when nothing is padded. */
-  contextValid: Uint8Array | null;
-  /** M, the number of target blocks. */
-  nTargets: number;
-  /** Patches per target block (shared by the batch). */
-  targetLen: number;
-  /** [M * B * targetLen], block-major: block m of example b starts at (m * B + b) * targetLen. */
-  targetIdx: Int32Array;
-}
-
-/** Check that collated masks fit a batch of `B` and a grid of `N` patches. */
-export function checkMasks(m: CollatedMasks, B: number, N: number, where: string): void {
-  if (m.batchSize !== B) {
-    throw new Error(`${where}: masks are for a batch of ${m.batchSize}, images are ${B}`);
-  }
-  if (m.contextIdx.length !== B * m.contextLen) {
-    throw new Error(
-      `${where}: contextIdx has ${m.contextIdx.length} entries, expected ${B} x ${m.contextLen}`,
-    );
-  }
-  if (m.contextValid && m.contextValid.length !== m.contextIdx.length) {
-    throw new Error(
-      `${where}: contextValid has ${m.contextValid.length} entries, expected ${m.contextIdx.length}`,
-    );
-  }
-  if (m.targetIdx.length !== m.nTargets * B * m.targetLen) {
-    throw new Error(
-      `${where}: targetIdx has ${m.targetIdx.length} entries, expected ${m.nTargets} x ${B} x ${m.targetLen}`,
-    );
-  }
-  for (const [name, idx] of [["contextIdx", m.contextIdx], ["targetIdx", m.targetIdx]] as const) {
-    for (let i = 0; i < idx.length; i++) {
-      if (!(idx[i] >= 0 && idx[i] < N)) {
-        throw new RangeError(`${where}: ${name}[${i}] = ${idx[i]} is outside the ${N} patches of the grid`);
-      }
-    }
-  }
-}
+import { checkMasks, type CollatedMasks } from "../masks/batch.ts";
 
 /** The predictor network. Parameter names follow the official state dict. */
 export class Predictor {

@@ -10,7 +10,7 @@
  * step went to them). The official code splits heads with a reshape and permute; the result is the
  * same function.
  *
- * On wasm the whole block runs as one op with a hand-written backward (lib/engine/fused.ts `fusedBlock`:
+ * On wasm the whole block runs as one op with a hand-written backward (lib/engine/fused_block.ts `fusedBlock`:
  * 6 matrix products and 8 fused passes forward, 12 and 8 backward, where autodiff records dozens of
  * kernels); the tfjs ops below are the reference that cpu runs and the tests compare it with.
  *
@@ -29,8 +29,10 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { BLOCK_PARAMS, fusedBlock, fusedEnabled } from "../engine/fused.ts";
-import { gelu, layerNorm, linear, matMul } from "../engine/ops.ts";
+import { BLOCK_PARAMS, type BlockShape, fusedBlock } from "../engine/fused_block.ts";
+import { fusedEnabled } from "../engine/fused_mode.ts";
+import { matMul } from "../engine/matmul.ts";
+import { gelu, layerNorm, linear } from "../engine/ops.ts";
 import type { ParamStore } from "./params.ts";
 import type { Rng } from "../engine/rng.ts";
 
@@ -65,26 +67,8 @@ export function initBlock(
   p.fill(`${prefix}.mlp.fc2.bias`, [width], 0);
 }
 
-/** Shape information a block needs besides its input. */
-export interface BlockShape {
-  /** Sequences in the batch (B). */
-  batch: number;
-  /** Tokens per sequence (T). */
-  tokens: number;
-  heads: number;
-  /** LayerNorm epsilon. */
-  eps: number;
-  /**
-   * Additive attention bias on the keys, [B, 1, T]: 0 for real tokens, a large negative number for
-   * padding, so padded tokens receive no attention. Absent when nothing is padded.
-   */
-  keyBias?: tf.Tensor3D;
-  /**
-   * Run the block as one fused op with a hand-written gradient (lib/engine/fused.ts) or as tfjs ops with
-   * autodiff. Default: fused where {@link fusedEnabled} says so (wasm).
-   */
-  fused?: boolean;
-}
+/** Shape information a block needs besides its input (defined in lib/engine/fused_block.ts). */
+export type { BlockShape };
 
 /** Multi-head self-attention on x [B*T, D]; returns [B*T, D] before the output projection. */
 export function attention(qkv: tf.Tensor2D, s: BlockShape): tf.Tensor2D {

@@ -23,7 +23,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { adamwUpdate, fusedEnabled } from "../engine/fused.ts";
+import { fusedEnabled } from "../engine/fused_mode.ts";
+import { adamwUpdate } from "../engine/fused_updates.ts";
 
 /** Hyper-parameters that do not change during training. */
 export interface AdamWOptions {

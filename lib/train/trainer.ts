@@ -31,14 +31,17 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { AdamW } from "./adamw.ts";
-import { BatchStream, type BatchStreamState, channelStats, type ImageDataset } from "../data/data.ts";
+import { BatchStream, type BatchStreamState } from "../data/batches.ts";
+import { channelStats } from "../data/stats.ts";
+import type { ImageDataset } from "../data/dataset.ts";
 import { IJEPA } from "../model/ijepa.ts";
-import { createMasker, type MaskerOptions, maskPreset, type MultiBlockMasker } from "../masks/masks.ts";
+import { createMasker, type MultiBlockMasker } from "../masks/masker.ts";
+import { type MaskerOptions, maskPreset } from "../masks/options.ts";
 import { Rng } from "../engine/rng.ts";
 import { emaMomentum, learningRate, type LrSchedule, weightDecay } from "./schedules.ts";
-import { type Tensor as StTensor } from "../io/safetensors.ts";
+import { type Tensor as StTensor } from "../io/safetensors_write.ts";
 import { fromOfficial, loadModel, saveModel, toOfficial } from "../io/weights.ts";
-import { openSafetensors } from "../io/safetensors.ts";
+import { openSafetensors } from "../io/safetensors_read.ts";
 
 /** Trainer options. Every field has a default (see {@link TRAINER_DEFAULTS}). */
 export interface TrainerOptions {

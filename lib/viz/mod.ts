@@ -1,6 +1,10 @@
 /**
  * Pictures: plots as SVG or PNG, and notebook displays.
  *
+ * The figure factories (`plotMasks`, `plotLoss`, `plotLines`, `plotBars`, `plotConfusion`,
+ * `plotScatter`, `plotImages`) each return SVG text with a title, axis labels and a legend where
+ * colour carries meaning; `toPng`, `savePng` and `show` take that text out as PNG or to Jupyter.
+ *
  * @module
  */
 export {
@@ -14,17 +18,9 @@ export {
   progressLine,
   TrainingMonitor,
   trainingMonitor,
-} from "./notebook.ts";
-export {
-  plotBars,
-  plotConfusion,
-  plotImages,
-  plotLines,
-  plotLoss,
-  plotMasks,
-  plotScatter,
-  render,
-  savePng,
-  show,
-  toPng,
-} from "./plot.ts";
+} from "./live.ts";
+export { plotLines, plotLoss } from "./figures_curves.ts";
+export { plotImages, plotMasks } from "./figures_images.ts";
+export { plotBars, plotConfusion, plotScatter } from "./figures_results.ts";
+export { savePng, show, toPng } from "./output.ts";
+export { render } from "./render.ts";

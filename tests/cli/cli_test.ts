@@ -1,6 +1,7 @@
 // Every task: --help works, unknown flags are errors; inspect and embed on the official fixture.
 import { assert, assertEquals } from "../_assert.ts";
 import { runCli } from "../_cli.ts";
+import { BACKEND_NAMES } from "../../lib/engine/backend.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const FIXTURE = `${ROOT}tests/fixtures/official-ijepa-tiny/checkpoint.pth.tar`;
@@ -19,6 +20,23 @@ for (const task of TASKS) {
     assert(bad.stderr.includes("unknown flag --no-such-flag"), bad.stderr);
   });
 }
+
+// Every task that runs tensors takes the same --backend flag (lib/cli/args.ts BACKEND_FLAG).
+Deno.test("cli: one --backend flag, the same help everywhere, a wrong name a usage error", async () => {
+  const lines = new Set<string>();
+  for (const script of ["pretrain", "probe", "ablate", "recipe", "embed", "make_pretrained"]) {
+    const help = await run(script, ["--help"]);
+    assertEquals(help.code, 0, help.stderr);
+    const at = help.stdout.indexOf("--backend ");
+    assert(at >= 0, `${script}: no --backend in the help`);
+    lines.add(help.stdout.slice(at).split("\n").slice(0, 2).join(" ").replace(/\s+/g, " "));
+    const bad = await run(script, ["--backend", "tpu"]);
+    assertEquals(bad.code, 2, `${script}: ${bad.stderr}`);
+    assert(bad.stderr.includes(`--backend expects one of ${BACKEND_NAMES.join(", ")}`), bad.stderr);
+  }
+  assertEquals(lines.size, 1, [...lines].join("\n"));
+  for (const name of BACKEND_NAMES) assert([...lines][0].includes(name), [...lines][0]);
+});
 
 Deno.test("cli inspect: the official fixture's config, parts and training state", async () => {
   const r = await run("inspect", [FIXTURE, "--heads", "2", "--json"]);
@@ -82,8 +100,8 @@ Deno.test("cli embed: features of a folder match the target encoder read directl
     // the same numbers computed in-process
     const tf = await import("@tensorflow/tfjs");
     const { setBackend } = await import("../../lib/engine/backend.ts");
-    const { loadOfficialCheckpoint } = await import("../../lib/io/weights.ts");
-    const { loadImageFiles } = await import("../../lib/data/data.ts");
+    const { loadOfficialCheckpoint } = await import("../../lib/io/official.ts");
+    const { loadImageFiles } = await import("../../lib/data/image_folder.ts");
     const { normalize } = await import("../../lib/data/augment.ts");
     await setBackend("cpu", { quiet: true, blas: false });
     const { model } = await loadOfficialCheckpoint(FIXTURE, { heads: 2, parts: ["target_encoder"] });

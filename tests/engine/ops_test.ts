@@ -2,7 +2,7 @@
 // and gradient, on each backend we ship (tests/_backends.ts) against tfjs's stock `cpu` backend;
 // plain-JS float64 references where the op has a closed form; numerical gradient checks on `cpu`;
 // error messages; and a tensor-leak check around every op + gradient (inside onBackend).
-// Run with `deno test -A tests/ops_test.ts`.
+// Run with `deno test -A tests/engine/ops_test.ts`.
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import {
@@ -21,12 +21,12 @@ import {
   gelu,
   layerNorm,
   linear,
-  matMul,
   patchify,
   smoothL1,
   takeRows,
   unpatchify,
 } from "../../lib/engine/ops.ts";
+import { matMul } from "../../lib/engine/matmul.ts";
 import {
   attention,
   blockForward,

@@ -2,7 +2,8 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "../_assert.ts";
 import { formatSummary, runStudy, studyArms, summarise } from "../../lib/eval/ablate.ts";
 import { setBackend } from "../../lib/engine/backend.ts";
-import { loadFashionMnist, subset } from "../../lib/data/data.ts";
+import { loadFashionMnist } from "../../lib/data/load.ts";
+import { subset } from "../../lib/data/stats.ts";
 
 const full = await loadFashionMnist({ dir: new URL("../../data/fashion-mnist/", import.meta.url).pathname });
 // a small, class-balanced slice keeps the probe fast: 40 per class to train, 20 per class to test
@@ -80,7 +81,7 @@ Deno.test("ablate: the masking arms differ only in their masks", () => {
 });
 
 Deno.test("ablate: --model settings parse into config fields", async () => {
-  const { parseModelSettings } = await import("../../lib/cli/ablate.ts");
+  const { parseModelSettings } = await import("../../lib/eval/ablate_settings.ts");
   assertEquals(parseModelSettings("predictorDepth=2, loss=l2,varianceWeight=0"), {
     predictorDepth: 2,
     loss: "l2",

@@ -1,5 +1,5 @@
-// Tests of lib/inside/analysis.ts: PCA, patch colours, the patch bank and nearest-patch retrieval, and the
-// pixel helpers. Run: deno test -A tests/analysis_test.ts
+// Tests of lib/inside/: PCA, patch colours, the patch bank and nearest-patch retrieval, and the pixel
+// helpers. Run: deno test -A tests/inside/analysis_test.ts
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import {
@@ -18,12 +18,12 @@ import {
   pcaProject,
   pixelPatchBank,
   predictBlocks,
-} from "../../lib/inside/analysis.ts";
+} from "../../lib/inside/mod.ts";
 import { setBackend } from "../../lib/engine/backend.ts";
-import type { ImageDataset } from "../../lib/data/data.ts";
-import { modelInput } from "../../lib/eval/features.ts";
+import type { ImageDataset } from "../../lib/data/dataset.ts";
+import { modelInput } from "../../lib/model/model_input.ts";
 import { IJEPA } from "../../lib/model/ijepa.ts";
-import { createMasker } from "../../lib/masks/masks.ts";
+import { createMasker } from "../../lib/masks/masker.ts";
 import { Rng } from "../../lib/engine/rng.ts";
 
 /** Sample covariance [dim, dim] of x [n, dim], in float64, computed the plain way. */

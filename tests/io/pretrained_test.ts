@@ -1,7 +1,7 @@
 // The shipped pretrained weights (lib/io/pretrained.ts, `deno task make-pretrained`) and the recipe
 // scaling the long run uses. Run: deno test -A tests/pretrained_test.ts
 import { assert, assertEquals } from "../_assert.ts";
-import { cardMarkdown, trainingSeconds } from "../../lib/cli/make_pretrained.ts";
+import { cardMarkdown, trainingSeconds } from "../../lib/io/pretrained_card.ts";
 import { helpText } from "../../lib/cli/args.ts";
 import { pretrainedCard, pretrainedLine, pretrainedWeights } from "../../lib/io/pretrained.ts";
 import { recipe } from "../../lib/train/recipes.ts";
@@ -139,8 +139,10 @@ Deno.test("cli make-pretrained: a tiny run exported at half precision, probed, w
     ]);
     assertEquals(p.code, 0, p.stderr);
     // a small labelled set for the probe: 100 train / 20 test images per class from the subset
-    const { encodeIdx, loadDataset, subset } = await import("../../lib/data/data.ts");
-    const { sampleLabelSubset } = await import("../../lib/eval/probe.ts");
+    const { encodeIdx } = await import("../../lib/data/idx.ts");
+    const { loadDataset } = await import("../../lib/data/load.ts");
+    const { subset } = await import("../../lib/data/stats.ts");
+    const { sampleLabelSubset } = await import("../../lib/eval/label_draws.ts");
     const { Rng } = await import("../../lib/engine/rng.ts");
     const d = await loadDataset("fashion-mnist-subset");
     await Deno.mkdir(`${dir}/small`);

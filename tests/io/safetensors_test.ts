@@ -1,21 +1,15 @@
 import assert from "node:assert/strict";
 import { Rng } from "../../lib/engine/rng.ts";
+import { type ByteSource, fileSource, memorySource } from "../../lib/io/byte_source.ts";
+import type { SafetensorsDtype, TensorData } from "../../lib/io/dtypes.ts";
 import {
   bfloat16ToFloat32,
-  type ByteSource,
-  decodeSafetensors,
-  encodeSafetensors,
-  fileSource,
   float16ToFloat32,
   float32ToBfloat16,
   float32ToFloat16,
-  memorySource,
-  openSafetensors,
-  type SafetensorsDtype,
-  type Tensor,
-  type TensorData,
-  writeSafetensors,
-} from "../../lib/io/safetensors.ts";
+} from "../../lib/io/half.ts";
+import { decodeSafetensors, openSafetensors } from "../../lib/io/safetensors_read.ts";
+import { encodeSafetensors, type Tensor, writeSafetensors } from "../../lib/io/safetensors_write.ts";
 
 const enc = new TextEncoder();
 

@@ -1,14 +1,11 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { crc32 } from "node:zlib";
-import { type ByteSource, fileSource, memorySource } from "../../lib/io/safetensors.ts";
-import {
-  LazyTensor,
-  openTorchCheckpoint,
-  pickleState,
-  stateDict,
-  unpickle,
-} from "../../lib/io/torch_checkpoint.ts";
+import { type ByteSource, fileSource, memorySource } from "../../lib/io/byte_source.ts";
+import { openTorchCheckpoint, stateDict } from "../../lib/io/torch/checkpoint.ts";
+import { unpickle } from "../../lib/io/torch/pickle.ts";
+import { pickleState } from "../../lib/io/torch/pickle_values.ts";
+import { LazyTensor } from "../../lib/io/torch/tensors.ts";
 
 const FIXTURE = new URL("../fixtures/official-ijepa-tiny/", import.meta.url);
 const CKPT = fileURLToPath(new URL("checkpoint.pth.tar", FIXTURE));

@@ -6,9 +6,10 @@ import { modelConfig } from "../../lib/model/config.ts";
 import { setBackend } from "../../lib/engine/backend.ts";
 import { distance, TARGET_EPS } from "../../lib/model/ijepa.ts";
 import { layerNorm } from "../../lib/engine/ops.ts";
-import type { CollatedMasks } from "../../lib/model/predictor.ts";
-import { checkFits, loadModel, loadOfficialCheckpoint, paramCount, saveModel } from "../../lib/io/weights.ts";
-import { encodeSafetensors } from "../../lib/io/safetensors.ts";
+import type { CollatedMasks } from "../../lib/masks/batch.ts";
+import { checkFits, loadModel, paramCount, saveModel } from "../../lib/io/weights.ts";
+import { loadOfficialCheckpoint } from "../../lib/io/official.ts";
+import { encodeSafetensors } from "../../lib/io/safetensors_write.ts";
 
 const DIR = new URL("../fixtures/official-ijepa-tiny/", import.meta.url);
 const CKPT = new URL("checkpoint.pth.tar", DIR).pathname;
@@ -134,7 +135,7 @@ Deno.test("weights: our safetensors export round-trips bit-exactly and names off
     }
     again.dispose();
     // keys follow the official state dict, with the part as prefix
-    const { openSafetensors } = await import("../../lib/io/safetensors.ts");
+    const { openSafetensors } = await import("../../lib/io/safetensors_read.ts");
     using st = await openSafetensors(path);
     assertEquals(st.info("encoder.blocks.0.attn.qkv.weight").shape, [72, 24]);
     assertEquals(st.info("encoder.patch_embed.proj.weight").shape, [24, 3, 4, 4]);
@@ -156,7 +157,7 @@ Deno.test("weights: an F16 file is half the size and loads within half-precision
     const b32 = (await Deno.stat(`${dir}/w32.safetensors`)).size;
     const b16 = (await Deno.stat(`${dir}/w16.safetensors`)).size;
     assert(b16 < 0.6 * b32, `F16 file ${b16} bytes vs F32 ${b32}`);
-    const { openSafetensors } = await import("../../lib/io/safetensors.ts");
+    const { openSafetensors } = await import("../../lib/io/safetensors_read.ts");
     {
       using st = await openSafetensors(`${dir}/w16.safetensors`);
       assertEquals(st.info("encoder.blocks.0.attn.qkv.weight").dtype, "F16");
@@ -215,7 +216,7 @@ Deno.test("weights: wrong files fail with the key and the shapes", async () => {
     cfg.width = 64;
     cfg.mlpHidden = 128;
     const tensors: Record<string, { dtype: "F32"; shape: number[]; data: Float32Array }> = {};
-    const { openSafetensors } = await import("../../lib/io/safetensors.ts");
+    const { openSafetensors } = await import("../../lib/io/safetensors_read.ts");
     {
       using st = await openSafetensors(path);
       for (const n of st.names()) {

@@ -5,7 +5,7 @@ import { setBackend } from "../../lib/engine/backend.ts";
 import { modelConfig } from "../../lib/model/config.ts";
 import { IJEPA, meanFeatureStd } from "../../lib/model/ijepa.ts";
 import { AdamW } from "../../lib/train/adamw.ts";
-import type { CollatedMasks } from "../../lib/model/predictor.ts";
+import type { CollatedMasks } from "../../lib/masks/batch.ts";
 import { Rng } from "../../lib/engine/rng.ts";
 
 /** Simple hand-made masks on a 4x4 grid (tiny preset): context of 6, two target blocks of 2. */

@@ -4,7 +4,7 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertAlmostEquals, assertEquals, assertRejects, assertThrows } from "../_assert.ts";
 import { setBackend } from "../../lib/engine/backend.ts";
 import { AdamW, decays } from "../../lib/train/adamw.ts";
-import { loadFashionMnist } from "../../lib/data/data.ts";
+import { loadFashionMnist } from "../../lib/data/load.ts";
 import { IJEPA } from "../../lib/model/ijepa.ts";
 import { emaMomentum, learningRate, weightDecay } from "../../lib/train/schedules.ts";
 import { EMATrainer, TrainingDiverged } from "../../lib/train/trainer.ts";
@@ -165,7 +165,7 @@ Deno.test("trainer: a run killed mid-way resumes to exactly the losses of an uni
     assertEquals(b.length, 40);
     assertEquals(b, a); // bit-identical on the same backend
     // the resumed run's weights still name their preset (the checkpoint holds only the config)
-    const { openSafetensors } = await import("../../lib/io/safetensors.ts");
+    const { openSafetensors } = await import("../../lib/io/safetensors_read.ts");
     using st = await openSafetensors(`${root}/killed/final.safetensors`);
     const md = st.metadata;
     assertEquals([md.preset, md.step, md.batch_size, md.seed], ["tiny", "40", "16", "3"]);

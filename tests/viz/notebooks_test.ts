@@ -1,6 +1,6 @@
 /**
- * The notebook runner (lib/cli/notebooks.ts + run_notebook.py), the notebooks themselves (CI-sized),
- * and the live displays of lib/viz/notebook.ts.
+ * The notebook runner (lib/viz/notebook_runner.ts + run_notebook.py; lib/cli/notebooks.ts is its
+ * task), the notebooks themselves (CI-sized), and the live displays of lib/viz/live.ts.
  *
  * Tests that need Jupyter are ignored, with the install line, where it is missing, except when `CI`
  * is set: there a missing Jupyter is a failure.
@@ -17,11 +17,11 @@ import {
   notebookCode,
   NotebookError,
   runNotebook,
-} from "../../lib/cli/notebooks.ts";
-import { inJupyter, liveDisplay, progressLine, trainingMonitor } from "../../lib/viz/notebook.ts";
-import { toPng } from "../../lib/viz/plot.ts";
+} from "../../lib/viz/notebook_runner.ts";
+import { inJupyter, liveDisplay, progressLine, trainingMonitor } from "../../lib/viz/live.ts";
+import { toPng } from "../../lib/viz/output.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = new URL("../..", import.meta.url).pathname;
 const status = await jupyterStatus();
 const inCI = (Deno.env.get("CI") ?? "") !== "";
 const ignore = !status.ok && !inCI;
@@ -287,7 +287,7 @@ Deno.test("notebooks: notebookCode makes relative imports absolute and maps line
   const nb = {
     cells: [
       { cell_type: "markdown", source: "x" },
-      { cell_type: "code", source: 'import { Rng } from "../../mod.ts";\nconst r = await import("./b.ts");' },
+      { cell_type: "code", source: 'import { Rng } from "../mod.ts";\nconst r = await import("./b.ts");' },
     ],
   };
   const { code, cellAt } = notebookCode(nb, new URL("file:///proj/notebooks/"));

@@ -1,0 +1,64 @@
+/**
+ * For users whose matrix products run without BLAS: {@link blasAdvice} measures what that costs
+ * here and says how to fix it, beside the figures of {@link MAIN_JOB_MINUTES}.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import type { BlasStatus } from "./blas_library.ts";
+
+/**
+ * What the main job took on our 2-core build machine (README, "Speed"), with OpenBLAS and with the
+ * stock wasm kernels only: the figures {@link blasAdvice} quotes beside its own measurement.
+ */
+export const MAIN_JOB_MINUTES = { withBlas: 4.9, withoutBlas: 13.5 } as const;
+
+/**
+ * For a user whose products run on tfjs's stock kernels because no BLAS library was found: one
+ * line saying what that costs here, measured now, and how to fix it. It times the reference
+ * model's largest product ([3136, 192] x [192, 768], 0.92 GFLOP) on the active backend: about
+ * 0.1 s. Returns undefined when BLAS is on, or off by the user's choice (`IJEPA_BLAS=off`, a
+ * caller's `blas: false`), or when the active backend is not wasm or cpu.
+ *
+ * @example
+ * ```ts
+ * import { blasAdvice } from "./blas_advice.ts";
+ * const line = await blasAdvice({ enabled: true, reason: "OpenBLAS", backends: ["wasm"] });
+ * if (line !== undefined) throw new Error("BLAS on: nothing to advise");
+ * ```
+ */
+export async function blasAdvice(status: BlasStatus): Promise<string | undefined> {
+  const backend = tf.getBackend();
+  if (status.enabled || (backend !== "wasm" && backend !== "cpu")) return undefined;
+  if (!/no BLAS library found|may be reference BLAS|FFI not permitted/.test(status.reason)) return undefined;
+  const [m, k, n] = [3136, 192, 768];
+  const a = tf.randomNormal([m, k]), b = tf.randomNormal([k, n]);
+  try {
+    const once = async () => {
+      const t0 = performance.now();
+      const y = tf.matMul(a, b);
+      await y.data();
+      y.dispose();
+      return performance.now() - t0;
+    };
+    await once(); // warm-up
+    const ms = Math.min(await once(), await once());
+    const gflops = (2 * m * k * n) / ms / 1e6;
+    const os = (globalThis as { Deno?: typeof Deno }).Deno?.build.os ?? "linux";
+    const fix = os === "linux"
+      ? "`sudo apt-get install libopenblas0-pthread` (Debian/Ubuntu) or your distribution's OpenBLAS"
+      : os === "windows"
+      ? "put libopenblas.dll on PATH or set IJEPA_BLAS=<path>"
+      : "set IJEPA_BLAS=<path> to a BLAS library";
+    return `BLAS off, so matrix products run on tfjs's stock ${backend} kernel: ${
+      gflops.toFixed(0)
+    } GFLOP/s ` +
+      `here (measured now), where OpenBLAS ran them at 196-271 GFLOP/s on a 2-core machine of ours; ` +
+      `there the main job took ${MAIN_JOB_MINUTES.withoutBlas} min without BLAS and ` +
+      `${MAIN_JOB_MINUTES.withBlas} min with it. To speed up: ${fix}.`;
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * A whole pre-norm transformer block (LayerNorm, QKV, attention, projection, LayerNorm, MLP with
+ * GELU, both residuals) as one op with a hand-written gradient: {@link fusedBlock}. Its backward is
+ * written out here: 12 matrix products (BLAS where enabled) and 8 fused passes, where autodiff of the
+ * same block records dozens of kernels. {@link BlockShape} is the shape information every block
+ * takes, fused or not (lib/model/transformer.ts).
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { runFused } from "./fused_kernels.ts";
+import { need } from "./fused_mode.ts";
+import type { GradArgs } from "./fused_ops.ts";
+import { matMul } from "./matmul.ts";
+
+/** A block's parameters in this order (official names, relative to the block's prefix). */
+export const BLOCK_PARAMS = [
+  "norm1.weight",
+  "norm1.bias",
+  "attn.qkv.weight",
+  "attn.qkv.bias",
+  "attn.proj.weight",
+  "attn.proj.bias",
+  "norm2.weight",
+  "norm2.bias",
+  "mlp.fc1.weight",
+  "mlp.fc1.bias",
+  "mlp.fc2.weight",
+  "mlp.fc2.bias",
+] as const;
+/** Shape information a block needs besides its input (lib/model/transformer.ts and {@link fusedBlock}). */
+export interface BlockShape {
+  /** Sequences in the batch (B). */
+  batch: number;
+  /** Tokens per sequence (T). */
+  tokens: number;
+  heads: number;
+  /** LayerNorm epsilon. */
+  eps: number;
+  /**
+   * Additive attention bias on the keys, [B, 1, T]: 0 for real tokens, a large negative number for
+   * padding, so padded tokens receive no attention. Absent when nothing is padded.
+   */
+  keyBias?: tf.Tensor3D;
+  /**
+   * Run the block as one fused op with a hand-written gradient ({@link fusedBlock}) or as tfjs ops
+   * with autodiff (lib/model/transformer.ts `blockForward`). Default: fused where `fusedEnabled`
+   * (lib/engine/fused_mode.ts) says so (wasm). {@link fusedBlock} itself ignores it.
+   */
+  fused?: boolean;
+}
+
+/**
+ * One pre-norm transformer block on x [B*T, D], weights in {@link BLOCK_PARAMS} order:
+ *
+ *     x1 = x + proj(attention(LN1(x)))     attention per head: softmax(q k^T / sqrt(hd) + keyBias) v
+ *     y  = x1 + fc2(gelu(fc1(LN2(x1))))
+ *
+ * Heads are laid out [B*H, T, hd] by one copy pass (no rank-4/5 transposes), with the QKV bias and
+ * the 1/sqrt(hd) scale folded into that pass. The backward pass is written out by hand.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { BLOCK_PARAMS, fusedBlock } from "./fused_block.ts";
+ * await tf.setBackend("cpu");
+ * const D = 4, F = 8;
+ * const shapes: Record<string, number[]> = {
+ *   "norm1.weight": [D], "norm1.bias": [D], "attn.qkv.weight": [D, 3 * D], "attn.qkv.bias": [3 * D],
+ *   "attn.proj.weight": [D, D], "attn.proj.bias": [D], "norm2.weight": [D], "norm2.bias": [D],
+ *   "mlp.fc1.weight": [D, F], "mlp.fc1.bias": [F], "mlp.fc2.weight": [F, D], "mlp.fc2.bias": [D],
+ * };
+ * const ws = BLOCK_PARAMS.map((n, i) => tf.randomNormal(shapes[n], 0, 0.1, "float32", i));
+ * const y = fusedBlock(tf.ones([2 * 3, D]) as tf.Tensor2D, ws, { batch: 2, tokens: 3, heads: 2, eps: 1e-6 });
+ * if (y.shape.join() !== "6,4") throw new Error(`shape ${y.shape}`);
+ * ```
+ */
+export function fusedBlock(x: tf.Tensor2D, weights: readonly tf.Tensor[], s: BlockShape): tf.Tensor2D {
+  need("fusedBlock");
+  const { batch: B, tokens: T, heads: H, eps, keyBias } = s;
+  const [R, D] = x.shape;
+  if (weights.length !== BLOCK_PARAMS.length) {
+    throw new Error(
+      `fusedBlock: expected ${BLOCK_PARAMS.length} weights (${
+        BLOCK_PARAMS.join(", ")
+      }), got ${weights.length}`,
+    );
+  }
+  if (R !== B * T || D % H !== 0) {
+    throw new Error(
+      `fusedBlock: expected x [${B} x ${T}, D] with D divisible by ${H} heads, got [${x.shape}]`,
+    );
+  }
+  if (keyBias && keyBias.shape.join() !== `${B},1,${T}`) {
+    throw new Error(`fusedBlock: expected keyBias [${B}, 1, ${T}], got [${keyBias.shape}]`);
+  }
+  const scale = 1 / Math.sqrt(D / H);
+  const heads = { batch: B, tokens: T, heads: H };
+  const f = tf.customGrad((...args: GradArgs) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const xx = args[0] as tf.Tensor2D;
+    const [g1, b1n, wqkv, bqkv, wproj, bproj, g2, b2n, w1, b1, w2, b2] = args.slice(1, 13) as tf.Tensor2D[];
+    const [h1, st1] = runFused("IjLayerNorm", { x: xx, gamma: g1, beta: b1n }, { eps }) as tf.Tensor2D[]; // [R, D]
+    const qkv = matMul(h1, wqkv); // [R, 3D], bias added by the split
+    const [q, k, v] = runFused("IjSplitHeads", { qkv, bias: bqkv }, { ...heads, scale }) as tf.Tensor3D[]; // [B*H, T, hd]
+    const sc = matMul(q, k, false, true); // [B*H, T, T]
+    const p = runFused("IjSoftmax", { s: sc, keyBias }, { heads: H }) as tf.Tensor3D; // [B*H, T, T]
+    const o = runFused("IjHeadsToRows", { x: matMul(p, v) }, { heads: H }) as tf.Tensor2D; // [R, D]
+    const x1 = runFused("IjResidual", { x: xx, y: matMul(o, wproj), bias: bproj }) as tf.Tensor2D; // [R, D]
+    const [h2, st2] = runFused("IjLayerNorm", { x: x1, gamma: g2, beta: b2n }, { eps }) as tf.Tensor2D[];
+    const u = matMul(h2, w1); // [R, F], bias added inside the GELU
+    const m = runFused("IjBiasGelu", { u, bias: b1 }) as tf.Tensor2D; // [R, F]
+    const y = runFused("IjResidual", { x: x1, y: matMul(m, w2), bias: b2 }) as tf.Tensor2D; // [R, D]
+    save([xx, st1, h1, q, k, v, p, o, x1, st2, h2, u, m, g1, wqkv, wproj, g2, w1, b1, w2]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          // saved in the order of save([...]) above
+          const [sx, sst1, sh1, sq, sk, sv, sp, so, sx1, sst2] = saved as tf.Tensor2D[];
+          const [sh2, su, sm, sg1, swqkv, swproj, sg2, sw1, sb1, sw2] = saved.slice(10) as tf.Tensor2D[];
+          const d = dy as tf.Tensor2D; // [R, D], also the gradient of x1 through the residual
+          // MLP
+          const db2 = runFused("IjColSum", { x: d }) as tf.Tensor;
+          const dw2 = matMul(sm, d, true, false); // [F, D]
+          const dm = matMul(d, sw2, false, true); // [R, F]
+          const [du, db1] = runFused("IjBiasGeluGrad", { dy: dm, u: su, bias: sb1, y: sm }) as tf.Tensor2D[];
+          const dw1 = matMul(sh2, du, true, false); // [D, F]
+          const dh2 = matMul(du, sw1, false, true); // [R, D]
+          const [dx1, dg2, db2n] = runFused(
+            "IjLayerNormGrad",
+            { dy: dh2, x: sx1, stats: sst2, gamma: sg2, dres: d },
+          ) as tf.Tensor2D[]; // dx1 [R, D]: both paths into x1
+          // attention
+          const dbproj = runFused("IjColSum", { x: dx1 }) as tf.Tensor;
+          const dwproj = matMul(so, dx1, true, false); // [D, D]
+          const dO = runFused("IjRowsToHeads", { x: matMul(dx1, swproj, false, true) }, heads) as tf.Tensor3D; // [B*H, T, hd]
+          const dv = matMul(sp as unknown as tf.Tensor3D, dO, true, false); // [B*H, T, hd]
+          const dp = matMul(dO, sv as unknown as tf.Tensor3D, false, true); // [B*H, T, T]
+          const ds = runFused("IjSoftmaxGrad", { p: sp, dp }) as tf.Tensor3D; // [B*H, T, T]
+          const dq = matMul(ds, sk as unknown as tf.Tensor3D); // [B*H, T, hd], for the scaled q
+          const dk = matMul(ds, sq as unknown as tf.Tensor3D, true, false); // [B*H, T, hd]
+          const [dqkv, dbqkv] = runFused("IjMergeHeads", { dq, dk, dv }, {
+            heads: H,
+            scale,
+          }) as tf.Tensor2D[]; // [R, 3D]
+          const dwqkv = matMul(sh1, dqkv, true, false); // [D, 3D]
+          const dh1 = matMul(dqkv, swqkv, false, true); // [R, D]
+          const [dx, dg1, db1n] = runFused(
+            "IjLayerNormGrad",
+            { dy: dh1, x: sx, stats: sst1, gamma: sg1, dres: dx1 },
+          ) as tf.Tensor2D[];
+          return [dx, dg1, db1n, dwqkv, dbqkv, dwproj, dbproj, dg2, db2n, dw1, db1, dw2, db2];
+        }),
+    };
+  });
+  return f(x, ...weights) as tf.Tensor2D;
+}

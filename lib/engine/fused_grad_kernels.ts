@@ -1,0 +1,144 @@
+/**
+ * The backward kernels matching lib/engine/fused_forward_kernels.ts, each a {@link Spec}: the
+ * LayerNorm, GELU and softmax gradients, merging head gradients back into rows, column sums (bias
+ * gradients) and the smooth-L1 gradient. Sums over rows accumulate in float64.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { colSumInto, erf, expNeg, headsToRows, INV_SQRT_2PI, rowsCols, SQRT1_2 } from "./fused_math.ts";
+import type { Spec } from "./fused_spec.ts";
+
+export const layerNormGrad: Spec = {
+  outputs: (s) => [s.x, [s.x[s.x.length - 1]], [s.x[s.x.length - 1]]],
+  simd(k, x, [dx, dgamma, dbeta], s) {
+    const [R, D] = rowsCols(s.x);
+    const acc = k.scratch(16 * D);
+    k.f.ij_layer_norm_grad(x.dy, x.x, x.stats, x.gamma ?? 0, x.dres ?? 0, dx, dgamma, dbeta, acc, R, D);
+  },
+  run({ dy, x, stats, gamma, dres }, [dx, dgamma, dbeta], s) {
+    const [R, D] = rowsCols(s.x);
+    const gsum = new Float64Array(D), bsum = new Float64Array(D);
+    const g = new Float64Array(D); // this row's dy * gamma
+    for (let r = 0, o = 0; r < R; r++, o += D) {
+      const mean = stats[2 * r], rstd = stats[2 * r + 1];
+      let sg = 0, sgx = 0;
+      for (let j = 0; j < D; j++) {
+        const d = dy[o + j];
+        const xh = (x[o + j] - mean) * rstd;
+        gsum[j] += d * xh;
+        bsum[j] += d;
+        const gj = gamma ? d * gamma[j] : d;
+        g[j] = gj;
+        sg += gj;
+        sgx += gj * xh;
+      }
+      sg /= D;
+      sgx /= D;
+      if (dres) {
+        for (let j = 0; j < D; j++) {
+          dx[o + j] = dres[o + j] + rstd * (g[j] - sg - (x[o + j] - mean) * rstd * sgx);
+        }
+      } else {
+        for (let j = 0; j < D; j++) dx[o + j] = rstd * (g[j] - sg - (x[o + j] - mean) * rstd * sgx);
+      }
+    }
+    dgamma.set(gsum);
+    dbeta.set(bsum);
+  },
+};
+
+export const biasGeluGrad: Spec = {
+  outputs: (s) => [s.u, [s.u[s.u.length - 1]]],
+  simd(k, x, [du, dbias], s) {
+    const [R, F] = rowsCols(s.u);
+    const acc = k.scratch(8 * F);
+    k.f.ij_bias_gelu_grad(x.dy, x.u, x.bias ?? 0, x.y ?? 0, du, dbias, acc, R, F);
+  },
+  run({ dy, u, bias: b, y }, [du, dbias], s) {
+    const [R, F] = rowsCols(s.u);
+    const bias = b ?? new Float32Array(F);
+    const acc = new Float64Array(F);
+    for (let r = 0, o = 0; r < R; r++, o += F) {
+      for (let j = 0; j < F; j++) {
+        const v = u[o + j] + bias[j];
+        // d/dv [v * Phi(v)] = Phi(v) + v * phi(v); Phi from the forward output y = v * Phi(v)
+        // when given (its Taylor expansion near 0), else from erf
+        const cdf = !y
+          ? 0.5 * (1 + erf(v * SQRT1_2))
+          : v < 1e-3 && v > -1e-3
+          ? 0.5 + v * INV_SQRT_2PI
+          : y[o + j] / v;
+        const d = dy[o + j] * (cdf + v * INV_SQRT_2PI * expNeg(-0.5 * v * v));
+        du[o + j] = d;
+        acc[j] += d;
+      }
+    }
+    dbias.set(acc);
+  },
+};
+
+export const mergeHeads: Spec = {
+  outputs(s, a) {
+    const [BH, T, hd] = s.dq;
+    const H = a.heads as number;
+    return [[(BH / H) * T, 3 * H * hd], [3 * H * hd]];
+  },
+  simd(k, x, [dqkv, dbias], s, a) {
+    const [BH, T, hd] = s.dq;
+    const H = a.heads as number, B = BH / H, D = H * hd, W = 3 * D;
+    k.f.ij_heads_to_rows(x.dq, dqkv, W, 0, B, T, H, hd, a.scale as number);
+    k.f.ij_heads_to_rows(x.dk, dqkv, W, D, B, T, H, hd, 1);
+    k.f.ij_heads_to_rows(x.dv, dqkv, W, 2 * D, B, T, H, hd, 1);
+    k.f.ij_col_sum(dqkv, dbias, k.scratch(8 * W), B * T, W);
+  },
+  run({ dq, dk, dv }, [dqkv, dbias], s, a) {
+    const [BH, T, hd] = s.dq;
+    const H = a.heads as number, B = BH / H, D = H * hd, W = 3 * D;
+    headsToRows(dq, dqkv, W, 0, B, T, H, hd, a.scale as number);
+    headsToRows(dk, dqkv, W, D, B, T, H, hd, 1);
+    headsToRows(dv, dqkv, W, 2 * D, B, T, H, hd, 1);
+    colSumInto(dqkv, B * T, W, dbias);
+  },
+};
+
+export const softmaxGrad: Spec = {
+  outputs: (s) => [s.p],
+  simd(k, x, [ds], s) {
+    const [R, C] = rowsCols(s.p);
+    k.f.ij_softmax_grad(x.p, x.dp, ds, R, C);
+  },
+  run({ p, dp }, [ds], s) {
+    const [R, C] = rowsCols(s.p);
+    for (let r = 0, o = 0; r < R; r++, o += C) {
+      let dot = 0;
+      for (let j = 0; j < C; j++) dot += dp[o + j] * p[o + j];
+      for (let j = 0; j < C; j++) ds[o + j] = p[o + j] * (dp[o + j] - dot);
+    }
+  },
+};
+
+export const colSum: Spec = {
+  outputs: (s) => [[s.x[s.x.length - 1]]],
+  simd(k, x, [out], s) {
+    const [R, C] = rowsCols(s.x);
+    k.f.ij_col_sum(x.x, out, k.scratch(8 * C), R, C);
+  },
+  run({ x }, [out], s) {
+    const [R, C] = rowsCols(s.x);
+    colSumInto(x, R, C, out);
+  },
+};
+
+export const smoothL1Grad: Spec = {
+  outputs: (s) => [s.d],
+  simd(k, x, [dd], s) {
+    k.f.ij_smooth_l1_grad(x.d, x.dy, dd, tf.util.sizeFromShape(s.d));
+  },
+  run({ d, dy }, [dd]) {
+    for (let i = 0; i < d.length; i++) {
+      const v = d[i];
+      dd[i] = dy[i] * (v > 1 ? 1 : v < -1 ? -1 : v);
+    }
+  },
+};

@@ -1,0 +1,106 @@
+/**
+ * The WebAssembly SIMD module of the fused kernels (lib/engine/simd/kernels.c), instantiated on the
+ * wasm backend's own memory so its functions read and write tensors in place, and the switch between
+ * it and the TypeScript loops (`IJEPA_SIMD`, {@link setSimd}).
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { KERNELS_WASM_BASE64 } from "./simd/kernels_wasm.ts";
+
+/** The parts of tfjs-backend-wasm's BackendWasm the fused kernels touch. */
+export interface WasmLike {
+  wasm: {
+    HEAPF32: Float32Array;
+    asm?: { memory?: WebAssembly.Memory };
+    _malloc(bytes: number): number;
+    _free(ptr: number): void;
+  };
+  dataIdMap: { get(dataId: unknown): { memoryOffset: number } };
+  makeOutput(shape: number[], dtype: "float32"): tf.TensorInfo;
+}
+
+/** The exports of lib/engine/simd/kernels.c, plus a float64 scratch buffer in the same memory. */
+export interface SimdModule {
+  // deno-lint-ignore no-explicit-any
+  f: Record<string, (...args: number[]) => any>;
+  /** A pointer to at least `bytes` bytes of scratch memory (valid until the next call). */
+  scratch(bytes: number): number;
+}
+
+const simdModules = new WeakMap<object, SimdModule | null>();
+let simdBytes: Uint8Array<ArrayBuffer> | undefined;
+
+/** SIMD or TypeScript loops on wasm: {@link setSimd}, else `IJEPA_SIMD` (read on first use). */
+let simdChoice: boolean | undefined;
+
+/** Whether the wasm kernels should run through the SIMD module ({@link setSimd}, else `IJEPA_SIMD`). */
+export function simdWanted(): boolean {
+  if (simdChoice === undefined) {
+    let v = "";
+    try {
+      v = (Deno.env.get("IJEPA_SIMD") ?? "").trim().toLowerCase();
+    } catch {
+      // no --allow-env: the default
+    }
+    simdChoice = !["off", "0", "false"].includes(v);
+  }
+  return simdChoice;
+}
+
+/**
+ * Choose between the SIMD module and the TypeScript loops for the wasm kernels (default: SIMD
+ * where it loads, unless `IJEPA_SIMD=off`). For tests and measurements; results agree to float32
+ * rounding.
+ *
+ * @example
+ * ```ts
+ * import { setSimd } from "./fused_simd.ts";
+ * setSimd(false); // TypeScript loops on wasm
+ * setSimd(true);
+ * ```
+ */
+export function setSimd(on: boolean): void {
+  simdChoice = on;
+}
+
+/**
+ * The SIMD module instantiated on this wasm backend's memory, or null where it cannot be (no
+ * SIMD in this engine, the memory not reachable): the TypeScript loops run instead.
+ */
+export function simdFor(be: WasmLike): SimdModule | null {
+  const key = be.wasm as object;
+  let m = simdModules.get(key);
+  if (m !== undefined) return m;
+  m = null;
+  const memory = be.wasm.asm?.memory;
+  if (memory instanceof WebAssembly.Memory) {
+    try {
+      simdBytes ??= Uint8Array.from(atob(KERNELS_WASM_BASE64), (c) => c.charCodeAt(0));
+      const inst = new WebAssembly.Instance(new WebAssembly.Module(simdBytes), { env: { memory } });
+      let ptr = 0, size = 0;
+      m = {
+        // deno-lint-ignore no-explicit-any
+        f: inst.exports as Record<string, (...args: number[]) => any>,
+        scratch(bytes: number): number {
+          if (bytes > size) {
+            if (ptr) be.wasm._free(ptr);
+            size = Math.max(bytes, 2 * size, 4096);
+            ptr = be.wasm._malloc(size);
+          }
+          return ptr;
+        },
+      };
+    } catch {
+      m = null; // e.g. an engine without wasm SIMD
+    }
+  }
+  simdModules.set(key, m);
+  return m;
+}
+
+/** Whether the wasm kernels run through the SIMD module (after the wasm backend started). */
+export function simdActive(): boolean {
+  if (tf.getBackend() !== "wasm" || !simdWanted()) return false;
+  return simdFor(tf.backend() as unknown as WasmLike) !== null;
+}

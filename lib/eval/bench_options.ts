@@ -1,0 +1,219 @@
+/**
+ * The bench's settings and what it reports: which backends and rows run, how many timed runs, and
+ * the result's shape (saved to `.bench/last.json`, printed by `--json`). `deno task bench` turns
+ * its flags into {@link BenchOptions} with {@link benchOptions}; lib/eval/bench.ts measures.
+ *
+ * @example
+ * ```ts
+ * import { benchOptions } from "./bench_options.ts";
+ * const o = benchOptions({ quick: true, backend: "cpu" });
+ * if (o.backends[0].label !== "cpu" || o.batch !== 4) throw new Error("quick mode uses small batches");
+ * ```
+ * @module
+ */
+import type { ModelConfig } from "../model/config.ts";
+
+/**
+ * The `reference` row's model: the `quick` preset with the official objective, as
+ * tests/reference/ijepa_step.py computes it (the preset's VICReg collapse terms are this toolkit's
+ * departure, and PyTorch would not be doing the same work).
+ */
+export const REFERENCE_OVERRIDES: Partial<ModelConfig> = { varianceWeight: 0, covarianceWeight: 0 };
+
+/** A backend configuration the bench can run. */
+export interface BenchBackend {
+  label: string;
+  name: "wasm" | "cpu" | "webgpu";
+  blas: boolean;
+}
+
+/** The backend configurations the bench knows, by label (`--backend`). */
+export const BENCH_BACKENDS: Readonly<Record<string, BenchBackend>> = {
+  "wasm+blas": { label: "wasm+blas", name: "wasm", blas: true },
+  wasm: { label: "wasm", name: "wasm", blas: false },
+  "cpu+blas": { label: "cpu+blas", name: "cpu", blas: true },
+  cpu: { label: "cpu", name: "cpu", blas: false },
+  webgpu: { label: "webgpu", name: "webgpu", blas: false },
+};
+
+/** Rows the bench can run (`--rows`). */
+export const BENCH_ROWS = ["masker", "encoder", "tiny", "reference", "probe"] as const;
+/** One of {@link BENCH_ROWS}. */
+export type BenchRow = typeof BENCH_ROWS[number];
+
+/** The bench's defaults, as the command line shows them. */
+export const BENCH_DEFAULTS = {
+  backend: "wasm+blas,wasm",
+  rows: BENCH_ROWS.join(","),
+  seed: 0,
+  python: "/usr/bin/python3",
+  out: ".bench/last.json",
+} as const;
+
+/** The bench's options, checked. */
+export interface BenchOptions {
+  backends: BenchBackend[];
+  rows: BenchRow[];
+  batch: number;
+  runs: number;
+  warmup: number;
+  seed: number;
+  quick: boolean;
+  json: boolean;
+  vsTorch: boolean;
+  python: string;
+  /** A facebookresearch/ijepa checkout, for `--official`. */
+  official?: string;
+  profile: boolean;
+  out: string;
+}
+
+/** What {@link benchOptions} reads: the command line's values, unset ones defaulted. */
+export interface BenchInput {
+  /** Comma list of {@link BENCH_BACKENDS} labels. */
+  backend?: string;
+  /** Comma list of {@link BENCH_ROWS}. */
+  rows?: string;
+  batch?: number;
+  runs?: number;
+  warmup?: number;
+  seed?: number;
+  quick?: boolean;
+  json?: boolean;
+  vsTorch?: boolean;
+  python?: string;
+  official?: string;
+  profile?: boolean;
+  out?: string;
+}
+
+/**
+ * Check the bench's input and fill in the defaults (unknown backends and rows are errors that list
+ * the known ones; `quick` means small batches, few runs and nothing saved).
+ */
+export function benchOptions(input: BenchInput): BenchOptions {
+  const list = (v: string) => v.split(",").map((s) => s.trim()).filter((s) => s);
+  const backends = list(input.backend ?? BENCH_DEFAULTS.backend).map((b) => {
+    const cfg = BENCH_BACKENDS[b];
+    if (!cfg) {
+      throw new Error(`bench: unknown backend "${b}"; expected ${Object.keys(BENCH_BACKENDS).join(", ")}`);
+    }
+    return cfg;
+  });
+  const rows = list(input.rows ?? BENCH_DEFAULTS.rows).map((r) => {
+    if (!(BENCH_ROWS as readonly string[]).includes(r)) {
+      throw new Error(`bench: unknown row "${r}"; expected ${BENCH_ROWS.join(", ")}`);
+    }
+    return r as BenchRow;
+  });
+  const quick = Boolean(input.quick);
+  const int = (name: string, v: number | undefined, dflt: number, min: number) => {
+    const n = v ?? dflt;
+    if (!(n >= min)) throw new Error(`bench: --${name} must be >= ${min}, got ${n}`);
+    return n;
+  };
+  const vsTorch = Boolean(input.vsTorch);
+  return {
+    backends,
+    rows,
+    batch: int("batch", input.batch, quick ? 4 : 64, 1),
+    runs: int("runs", input.runs, quick ? 2 : 5, 1),
+    warmup: int("warmup", input.warmup, quick ? 1 : 2, 0),
+    seed: input.seed ?? BENCH_DEFAULTS.seed,
+    quick,
+    json: Boolean(input.json),
+    vsTorch,
+    python: input.python ?? BENCH_DEFAULTS.python,
+    official: officialDir(input.official, vsTorch),
+    profile: input.profile ?? true,
+    out: quick ? "" : input.out ?? BENCH_DEFAULTS.out,
+  };
+}
+
+function officialDir(dir: string | undefined, vsTorch: boolean): string | undefined {
+  if (dir === undefined) return undefined;
+  if (!vsTorch) throw new Error("bench: --official needs --vs-torch");
+  try {
+    Deno.statSync(`${dir}/src/models/vision_transformer.py`);
+  } catch {
+    throw new Error(
+      `bench: --official expects a checkout of facebookresearch/ijepa (with src/models/vision_transformer.py), got ${dir}`,
+    );
+  }
+  return dir;
+}
+
+/** One timed row: median milliseconds per run and throughput. */
+export interface Timing {
+  medianMs: number;
+  /** Images (or mask examples) per second at the median. */
+  perSecond: number;
+  runsMs: number[];
+}
+
+/** Tokens one train step processes: context per example, and target tokens (M x Lt) per example. */
+export interface Tokens {
+  context: number;
+  target: number;
+}
+
+/** What one train-step row measured. */
+export interface StepRow extends Timing {
+  tokens: Tokens[];
+  loss: number;
+}
+
+/** Everything measured on one backend. */
+export interface BackendResult {
+  label: string;
+  /** The backend's one-line description (BLAS library, fused kernels). */
+  line: string;
+  encoder?: Timing;
+  tiny?: StepRow;
+  reference?: StepRow;
+  probe?: Timing;
+  peakRssBytes: number;
+  peakTfjsBytes?: number;
+  kernelCalls?: number;
+  topKernels?: { name: string; ms: number; calls: number }[];
+  /** Why this backend did not run, when it did not. */
+  skipped?: string;
+}
+
+/** What tests/reference/ijepa_step.py (or official_step.py) reported. */
+export interface TorchResult {
+  medianMs: number;
+  perSecond: number;
+  runsMs: number[];
+  peakRssBytes: number;
+  tokens: Tokens[];
+  version: string;
+  threads: number;
+  /** How PyTorch was run: which OpenBLAS build and BLAS threads (see lib/eval/bench_torch.ts `torchSetups`). */
+  setup: string;
+  /** The BLAS / OpenMP library files the Python process mapped. */
+  libraries: string[];
+}
+
+/** One way to run PyTorch here: a name for the report and the environment it needs. */
+export interface TorchSetup {
+  name: string;
+  env: Record<string, string>;
+}
+
+/** The whole result, as saved to `.bench/last.json` and printed by `--json`. */
+export interface BenchResult {
+  date: string;
+  /** `loadAvg`: the 1-minute load average before and after the run (other work on the machine). */
+  machine: { cores: number; os: string; deno: string; tfjs: string; loadAvg?: [number, number] };
+  options: { batch: number; runs: number; warmup: number; seed: number; quick: boolean };
+  masker?: { perSecond: number; msPerBatch: number };
+  backends: BackendResult[];
+  /** PyTorch's best setup, the setups tried (short runs) and, with `--official`, the official modules. */
+  torch?: TorchResult & {
+    ratio: number;
+    tried: { setup: string; medianMs: number }[];
+    official?: TorchResult;
+  };
+  torchSkipped?: string;
+}

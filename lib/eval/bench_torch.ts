@@ -1,0 +1,179 @@
+/**
+ * The bench's PyTorch peer: tests/reference/ijepa_step.py (or, with `--official`, the official
+ * modules via official_step.py) timed on the very same mask batches, on each way of running
+ * PyTorch here ({@link torchSetups}), the fastest kept.
+ *
+ * @module
+ */
+import { modelConfig } from "../model/config.ts";
+import type { MaskBatch } from "../masks/mod.ts";
+import type { BenchOptions, BenchResult, TorchResult, TorchSetup } from "./bench_options.ts";
+
+/**
+ * The ways of running PyTorch worth trying on this machine, so that the comparison is against
+ * PyTorch at its best. Debian's torch calls libblas.so.3, which `update-alternatives` points at one
+ * OpenBLAS build; the others are reached by putting their folder first on LD_LIBRARY_PATH. Measured
+ * here (2 cores, the reference step): the OpenMP build 418-578 ms, the pthreads build 668-929 ms,
+ * so the choice matters. Each build is tried with one BLAS thread (inside torch's own parallel
+ * regions) and with one per core, and with libgomp's default (spinning) wait policy and passive
+ * waiting (spinning threads collapse when another process shares the cores: a step took 7.4 s
+ * instead of 0.87 s here). What the user set in the environment (LD_LIBRARY_PATH,
+ * OPENBLAS_NUM_THREADS, OMP_WAIT_POLICY) is kept and not varied.
+ */
+export function torchSetups(cores: number, getEnv = (k: string) => Deno.env.get(k)): TorchSetup[] {
+  type Choice = { name: string; env: Record<string, string> };
+  const mine = (k: string) => getEnv(k) !== undefined;
+  const triplet = `${Deno.build.arch}-linux-gnu`;
+  const builds: Choice[] = mine("LD_LIBRARY_PATH") ? [] : ["openmp", "pthread"].flatMap((b) => {
+    const dir = `/usr/lib/${triplet}/openblas-${b}`;
+    try {
+      return Deno.statSync(`${dir}/libblas.so.3`).isFile
+        ? [{ name: `openblas-${b}`, env: { LD_LIBRARY_PATH: dir } }]
+        : [];
+    } catch {
+      return [];
+    }
+  });
+  const threads: Choice[] = mine("OPENBLAS_NUM_THREADS") ? [] : [...new Set([1, cores])].map((t) => ({
+    name: `${t} BLAS thread${t > 1 ? "s" : ""}`,
+    env: { OPENBLAS_NUM_THREADS: String(t) },
+  }));
+  const waits: Choice[] = mine("OMP_WAIT_POLICY") ? [] : [{ name: "OpenMP default wait", env: {} }, {
+    name: "passive wait",
+    env: { OMP_WAIT_POLICY: "passive" },
+  }];
+  let out: Choice[] = [{ name: "", env: {} }];
+  for (const axis of [builds, threads, waits]) {
+    if (axis.length === 0) continue;
+    out = out.flatMap((a) =>
+      axis.map((b) => ({ name: a.name ? `${a.name}, ${b.name}` : b.name, env: { ...a.env, ...b.env } }))
+    );
+  }
+  return out.map((c) => ({ name: c.name || "as configured by the environment", env: c.env }));
+}
+
+/** Why `python` cannot run the PyTorch rows, or undefined when `import torch` works. */
+export async function torchAvailable(python: string): Promise<string | undefined> {
+  try {
+    const r = await new Deno.Command(python, {
+      args: ["-c", "import torch"],
+      stdout: "null",
+      stderr: "piped",
+    })
+      .output();
+    return r.success ? undefined : `${python} cannot import torch (Debian: apt-get install python3-torch)`;
+  } catch (e) {
+    return `cannot run ${python}: ${(e as Error).message.split("\n")[0]}`;
+  }
+}
+
+/** The masks as index lists: context [B][Lc] and targets [M][B][Lt]. */
+function masksJson(m: MaskBatch): { context: number[][]; targets: number[][][] } {
+  const B = m.batchSize, Lc = m.contextLen, Lt = m.targetLen;
+  const context = Array.from(
+    { length: B },
+    (_, b) => Array.from(m.contextIdx.subarray(b * Lc, (b + 1) * Lc)),
+  );
+  const targets = Array.from(
+    { length: m.nTargets },
+    (_, t) =>
+      Array.from(
+        { length: B },
+        (_, b) => Array.from(m.targetIdx.subarray((t * B + b) * Lt, (t * B + b + 1) * Lt)),
+      ),
+  );
+  return { context, targets };
+}
+
+interface TorchRun {
+  setup: TorchSetup;
+  warmup: number;
+  runs: number;
+  /** Time the official modules (official_step.py, given the checkout) instead of ijepa_step.py. */
+  official?: string;
+}
+
+async function runTorch(o: BenchOptions, masks: MaskBatch[], run: TorchRun): Promise<TorchResult> {
+  const cfg = modelConfig("quick");
+  const spec = {
+    config: {
+      image: cfg.imageSize,
+      patch: cfg.patchSize,
+      channels: cfg.channels,
+      width: cfg.width,
+      depth: cfg.depth,
+      heads: cfg.heads,
+      mlp: cfg.mlpHidden,
+      pred_width: cfg.predictorWidth,
+      pred_depth: cfg.predictorDepth,
+      pred_heads: cfg.predictorHeads,
+      eps: cfg.layerNormEps,
+    },
+    batch: o.batch,
+    threads: navigator.hardwareConcurrency || 2,
+    warmup: run.warmup,
+    runs: run.runs,
+    masks: masks.map(masksJson),
+  };
+  const file = await Deno.makeTempFile({ prefix: "ijepa-bench-masks-", suffix: ".json" });
+  try {
+    await Deno.writeTextFile(file, JSON.stringify(spec));
+    const name = run.official ? "official_step.py" : "ijepa_step.py";
+    const script = new URL(`../../tests/reference/${name}`, import.meta.url).pathname;
+    const r = await new Deno.Command(o.python, {
+      args: run.official ? [script, file, run.official] : [script, file],
+      env: run.setup.env,
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+    const out = new TextDecoder().decode(r.stdout).trim();
+    if (!r.success) {
+      throw new Error(
+        `${name} failed (${run.setup.name}): ${
+          new TextDecoder().decode(r.stderr).trim().split("\n").slice(-3).join(" ")
+        }`,
+      );
+    }
+    const j = JSON.parse(out.split("\n").at(-1)!);
+    return {
+      medianMs: j.median_ms,
+      perSecond: j.img_per_s,
+      runsMs: j.step_ms,
+      peakRssBytes: j.peak_rss_bytes,
+      tokens: (j.context_len as number[]).map((c, i) => ({
+        context: c,
+        target: masks[0].nTargets * j.target_len[i],
+      })),
+      version: j.torch,
+      threads: j.threads,
+      setup: run.setup.name,
+      libraries: j.libraries ?? [],
+    };
+  } finally {
+    await Deno.remove(file).catch(() => {});
+  }
+}
+
+/**
+ * PyTorch at its best here: every setup of {@link torchSetups} gets the full run (its first steps
+ * run 2-3x slower than later ones, so short trial runs picked badly), the fastest is the peer; with
+ * `--official`, the official modules run on that setup.
+ */
+export async function benchTorch(
+  o: BenchOptions,
+  masks: MaskBatch[],
+): Promise<NonNullable<BenchResult["torch"]>> {
+  const tried: { setup: string; medianMs: number }[] = [];
+  let best: TorchResult | undefined;
+  let bestSetup: TorchSetup | undefined;
+  for (const setup of torchSetups(navigator.hardwareConcurrency || 2)) {
+    const t = await runTorch(o, masks, { setup, warmup: o.warmup, runs: o.runs });
+    tried.push({ setup: setup.name, medianMs: t.medianMs });
+    if (!best || t.medianMs < best.medianMs) [best, bestSetup] = [t, setup];
+  }
+  const official = o.official
+    ? await runTorch(o, masks, { setup: bestSetup!, warmup: o.warmup, runs: o.runs, official: o.official })
+    : undefined;
+  return { ...best!, ratio: NaN, tried: tried.length > 1 ? tried : [], official };
+}
