@@ -9,7 +9,7 @@
 import { Rng } from "../engine/rng.ts";
 
 /** Scale `v` to unit length in place; false, leaving it as is, when its length is zero (or NaN). */
-export function normalise(v: Float64Array): boolean {
+export function toUnitLength(v: Float64Array): boolean {
   let s = 0;
   for (let j = 0; j < v.length; j++) s += v[j] * v[j];
   if (!(s > 0)) return false;
@@ -27,7 +27,7 @@ export function orthogonalise(rows: Float64Array, c: number, dim: number): void 
     for (let j = 0; j < dim; j++) d += u[j] * v[j];
     for (let j = 0; j < dim; j++) v[j] -= d * u[j];
   }
-  normalise(v);
+  toUnitLength(v);
 }
 
 /** Fill row c with the first unit vector that is independent of rows 0..c-1, made orthonormal. */
@@ -41,7 +41,7 @@ export function completeBasis(rows: Float64Array, c: number, dim: number): void 
       const d = u[e];
       for (let j = 0; j < dim; j++) v[j] -= d * u[j];
     }
-    if (normalise(v)) {
+    if (toUnitLength(v)) {
       let s = 0;
       for (let j = 0; j < dim; j++) s += v[j] * v[j];
       if (Math.abs(s - 1) < 1e-9) return;
@@ -142,7 +142,7 @@ function orthonormalRows(A: Float64Array, p: number, m: number): void {
         for (let j = 0; j < m; j++) d += u[j] * v[j];
         for (let j = 0; j < m; j++) v[j] -= d * u[j];
       }
-      if (!normalise(v)) completeBasis(A, r, m);
+      if (!toUnitLength(v)) completeBasis(A, r, m);
     }
   }
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { completeBasis, normalise, orthogonalise, topEigen } from "./eigen.ts";
+import { completeBasis, orthogonalise, topEigen, toUnitLength } from "./eigen.ts";
 
 /** Principal components of a [n, dim] matrix, largest variance first. */
 export interface PCAResult {
@@ -102,7 +102,7 @@ export function pca(x: Float32Array, n: number, dim: number, k: number, opts: PC
         for (let j = 0; j < dim; j++) v[j] += u * xc[i * dim + j];
       }
       // Zero-variance directions have no image: complete them orthonormally from the unit vectors.
-      if (!(values[c] > 1e-12 * Math.max(values[0], 1e-300)) || !normalise(v)) {
+      if (!(values[c] > 1e-12 * Math.max(values[0], 1e-300)) || !toUnitLength(v)) {
         completeBasis(components, c, dim);
       } else orthogonalise(components, c, dim);
     }

@@ -5,6 +5,6 @@
  * @module
  */
 export { type MaskBatch } from "./batch.ts";
-export { MASK_PRESETS, type MaskerOptions, maskPreset, type MaskStrategy } from "./options.ts";
+export { MASK_PRESETS, type MaskerOptions, maskPreset, type MaskStrategy, trainingMasks } from "./options.ts";
 export { createMasker, MultiBlockMasker } from "./masker.ts";
 export { benchMasker } from "./bench.ts";

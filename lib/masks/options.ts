@@ -192,6 +192,27 @@ export function maskPreset(rows: number, cols: number): MaskerOptions {
   );
 }
 
+/**
+ * The mask options a model with a `grid x grid` patch grid trains with by default: its preset where
+ * one exists (see {@link maskPreset}), else, on small grids without one (the tiny preset's 4x4, say),
+ * the paper's defaults with `minKeep` lowered to a fifth of the grid, so that a context can always be
+ * kept. The trainer starts from these and applies the recipe's mask options on top.
+ *
+ * @example
+ * ```ts
+ * import { trainingMasks } from "./options.ts";
+ * if (trainingMasks(4).minKeep !== 3) throw new Error("4x4: minKeep should be 16 / 5 rounded down");
+ * if (trainingMasks(7).rows !== 7) throw new Error("7x7 has a preset");
+ * ```
+ */
+export function trainingMasks(grid: number): Partial<MaskerOptions> {
+  try {
+    return maskPreset(grid, grid);
+  } catch {
+    return { minKeep: Math.max(1, Math.floor(grid * grid / 5)) };
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Option checking
 // ---------------------------------------------------------------------------------------------

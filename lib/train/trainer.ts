@@ -36,11 +36,11 @@ import { channelStats } from "../data/stats.ts";
 import type { ImageDataset } from "../data/dataset.ts";
 import { IJEPA } from "../model/ijepa.ts";
 import { createMasker, type MultiBlockMasker } from "../masks/masker.ts";
-import { type MaskerOptions, maskPreset } from "../masks/options.ts";
+import { type MaskerOptions, trainingMasks } from "../masks/options.ts";
 import { Rng } from "../engine/rng.ts";
 import { emaMomentum, learningRate, type LrSchedule, weightDecay } from "./schedules.ts";
-import { type Tensor as StTensor } from "../io/safetensors_write.ts";
-import { fromOfficial, loadModel, saveModel, toOfficial } from "../io/weights.ts";
+import { momentsFromOfficial, momentsToOfficial } from "../io/optimizer_state.ts";
+import { loadModel, saveModel } from "../io/weights.ts";
 import { openSafetensors } from "../io/safetensors_read.ts";
 
 /** Trainer options. Every field has a default (see {@link TRAINER_DEFAULTS}). */
@@ -173,13 +173,7 @@ export class EMATrainer {
     this.model = model;
     this.options = mergeOptions(options);
     const g = model.cfg.gridSize;
-    let preset: Partial<MaskerOptions> = {};
-    try {
-      preset = maskPreset(g, g);
-    } catch {
-      preset = { minKeep: Math.max(1, Math.floor(g * g / 5)) }; // small grids without a preset
-    }
-    this.masker = createMasker({ ...preset, ...this.options.masks, rows: g, cols: g });
+    this.masker = createMasker({ ...trainingMasks(g), ...this.options.masks, rows: g, cols: g });
     this.optimizer = new AdamW(model.namedTrainable());
     this.#maskRng = new Rng(this.options.seed);
     this.#dataRngState = new Rng(this.options.seed + 1).state();
@@ -296,14 +290,7 @@ export class EMATrainer {
 
   /** Write a checkpoint (atomically): weights, AdamW moments, step, generator states, options. */
   async save(path: string): Promise<string> {
-    const cfg = this.model.cfg;
-    const extra: Record<string, StTensor> = {};
-    for (const [name, v] of Object.entries(this.optimizer.stateTensors())) {
-      // adamw.m.<part>.<key>: the moments in the official layout, like the weights
-      const key = name.replace(/^adamw\.[mv]\.(encoder|predictor)\./, "");
-      const t = toOfficial(key, v.shape, v.dataSync() as Float32Array, cfg);
-      extra[name] = { dtype: "F32", shape: t.shape, data: t.data };
-    }
+    const extra = momentsToOfficial(this.optimizer.stateTensors(), this.model.cfg);
     await saveModel(this.model, path, {
       kind: "checkpoint",
       step: this.step,
@@ -335,13 +322,8 @@ export class EMATrainer {
       );
     }
     const trainer = new EMATrainer(model, { ...(meta.trainer as TrainerOptions), ...overrides });
-    const moments: Record<string, Float32Array> = {};
     using st = await openSafetensors(path);
-    for (const [name, v] of Object.entries(trainer.optimizer.stateTensors())) {
-      if (!st.has(name)) throw new Error(`${path}: the checkpoint lacks optimizer tensor "${name}"`);
-      const key = name.replace(/^adamw\.[mv]\.(encoder|predictor)\./, "");
-      moments[name] = fromOfficial(key, v.shape, await st.readFloat32(name), model.cfg);
-    }
+    const moments = await momentsFromOfficial(st, trainer.optimizer.stateTensors(), model.cfg, path);
     trainer.optimizer.loadState(meta.adamw_t as number, moments);
     trainer.step = meta.step as number;
     trainer.#maskRng = Rng.fromState(meta.mask_rng as number[]);
