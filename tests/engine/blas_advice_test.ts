@@ -3,7 +3,7 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import "@tensorflow/tfjs-backend-wasm";
-import { blasAdvice, MAIN_JOB_MINUTES } from "../../lib/engine/blas_advice.ts";
+import { blasAdvice, MAIN_JOB_TRAINING } from "../../lib/engine/blas_advice.ts";
 
 Deno.test("blas: blasAdvice measures the stock kernel when no library was found, and only then", async () => {
   await tf.setBackend("wasm");
@@ -11,7 +11,7 @@ Deno.test("blas: blasAdvice measures the stock kernel when no library was found,
   assert.match(line ?? "", /stock wasm kernel: \d+ GFLOP\/s here \(measured now\)/);
   const gflops = Number(line!.match(/kernel: (\d+) GFLOP/)![1]);
   assert.ok(gflops > 0 && gflops < 2000, line!);
-  assert.ok(line!.includes(`${MAIN_JOB_MINUTES.withoutBlas} min without BLAS`), line!);
+  assert.ok(line!.includes(`${MAIN_JOB_TRAINING.withoutBlas} img/s without BLAS`), line!);
   for (const reason of ["off: IJEPA_BLAS=off", "off: disabled by the caller"]) {
     assert.equal(await blasAdvice({ enabled: false, reason, backends: [] }), undefined, reason);
   }
