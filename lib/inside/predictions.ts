@@ -48,6 +48,9 @@ export interface BlockPredictions {
  * if (p.predicted.length !== 2 * p.length * 32 || p.targets.length !== p.predicted.length) throw new Error("shape");
  * model.dispose();
  * ```
+ *
+ * Reads its result synchronously, so it runs on the cpu and wasm backends only (webgpu cannot
+ * read synchronously under Deno); tests/sync_reads_test.ts lists it.
  */
 export function predictBlocks(
   model: IJEPA,

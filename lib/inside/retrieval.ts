@@ -70,6 +70,9 @@ export interface PatchBankOptions {
  * if (bank.n !== 2 * 16 || bank.dim !== 32 || bank.image[16] !== 0 || bank.patch[17] !== 1) throw new Error("bank");
  * model.dispose();
  * ```
+ *
+ * Reads its result synchronously, so it runs on the cpu and wasm backends only (webgpu cannot
+ * read synchronously under Deno); tests/sync_reads_test.ts lists it.
  */
 export function patchBank(encoder: VisionTransformer, ds: ImageDataset, opts: PatchBankOptions): PatchBank {
   for (const key of Object.keys(opts)) {

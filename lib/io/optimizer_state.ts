@@ -18,15 +18,15 @@ function parameterKey(name: string): string {
 
 /**
  * The optimizer's moment tensors (`AdamW.stateTensors()`, our layout) as safetensors entries in the
- * official layout. Reads each moment synchronously (CPU backends).
+ * official layout (read asynchronously, so it works on every backend).
  */
-export function momentsToOfficial(
+export async function momentsToOfficial(
   moments: Record<string, tf.Tensor>,
   cfg: ResolvedConfig,
-): Record<string, StTensor> {
+): Promise<Record<string, StTensor>> {
   const out: Record<string, StTensor> = {};
   for (const [name, v] of Object.entries(moments)) {
-    const t = toOfficial(parameterKey(name), v.shape, v.dataSync() as Float32Array, cfg);
+    const t = toOfficial(parameterKey(name), v.shape, (await v.data()) as Float32Array, cfg);
     out[name] = { dtype: "F32", shape: t.shape, data: t.data };
   }
   return out;

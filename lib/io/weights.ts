@@ -154,21 +154,27 @@ function posEmbeds(cfg: ResolvedConfig, part: Part): Record<string, { shape: num
   return { pos_embed: { shape: [1, cfg.numPatches, cfg.width], data: sincosPosEmbed(g, g, cfg.width) } };
 }
 
-/** Every tensor of the chosen parts, in the official names and layouts, ready for safetensors. */
-export function officialTensors(model: IJEPA, parts: readonly Part[] = PARTS): Record<string, Tensor> {
+/**
+ * Every tensor of the chosen parts, in the official names and layouts, ready for safetensors (read
+ * asynchronously, so it works on every backend).
+ */
+export async function officialTensors(
+  model: IJEPA,
+  parts: readonly Part[] = PARTS,
+): Promise<Record<string, Tensor>> {
   const out: Record<string, Tensor> = {};
   for (const part of parts) {
     for (const [k, v] of Object.entries(posEmbeds(model.cfg, part))) {
       out[`${part}.${k}`] = { dtype: "F32", shape: v.shape, data: v.data };
     }
     for (const [name, v] of storeOf(model, part).vars) {
-      const t = toOfficial(name, v.shape, v.dataSync() as Float32Array, model.cfg);
+      const t = toOfficial(name, v.shape, (await v.data()) as Float32Array, model.cfg);
       out[`${part}.${name}`] = { dtype: "F32", shape: t.shape, data: t.data };
     }
   }
   if (model.pixelHead) {
     for (const [name, v] of model.pixelHead.vars) {
-      const t = toOfficial(name, v.shape, v.dataSync() as Float32Array, model.cfg);
+      const t = toOfficial(name, v.shape, (await v.data()) as Float32Array, model.cfg);
       out[name] = { dtype: "F32", shape: t.shape, data: t.data };
     }
   }
@@ -199,7 +205,7 @@ export async function saveModel(
   meta: WeightsMeta = {},
   opts: { parts?: readonly Part[]; extra?: Record<string, Tensor>; dtype?: "F32" | "F16" } = {},
 ): Promise<void> {
-  const weights = officialTensors(model, opts.parts);
+  const weights = await officialTensors(model, opts.parts);
   if (opts.dtype === "F16") {
     // Half the bytes (the shipped weights fit in ~12 MB); every loader converts back to float32.
     // The fixed position embeddings stay F32: loaders check them against sin-cos at 1e-5.

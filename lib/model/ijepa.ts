@@ -254,17 +254,18 @@ export class IJEPA {
   /**
    * The loss and its gradients for the trainable variables. The targets are computed first,
    * outside the gradient tape, so the target encoder's activations are freed before the backward
-   * pass instead of being recorded with it.
+   * pass instead of being recorded with it. With `measureStd`, `targetStd` is the targets'
+   * {@link featureStd} as a tensor the caller reads (asynchronously) and disposes.
    */
   lossAndGrads(
     images: tf.Tensor4D,
     masks: CollatedMasks,
     opts: { measureStd?: boolean } = {},
-  ): { loss: tf.Scalar; grads: tf.NamedTensorMap; targetStd?: number } {
+  ): { loss: tf.Scalar; grads: tf.NamedTensorMap; targetStd?: tf.Scalar } {
     checkImages(images, this.cfg, "IJEPA.lossAndGrads");
     const patches = patchify(images, this.cfg.patchSize);
-    let targetStd: number | undefined;
-    const measure = opts.measureStd ? (h: tf.Tensor) => (targetStd = meanFeatureStd(h)) : undefined;
+    let targetStd: tf.Scalar | undefined;
+    const measure = opts.measureStd ? (h: tf.Tensor) => (targetStd = tf.keep(featureStd(h))) : undefined;
     const target = tf.tidy(() => this.targetsFromPatches(patches, masks, measure));
     try {
       const { value, grads } = tf.variableGrads(
@@ -343,11 +344,21 @@ export function vicReg(x: tf.Tensor2D, vw: number, cw: number): tf.Scalar {
  * Collapse check: the mean over feature dimensions of the standard deviation across tokens, for
  * features [..., D]. A collapsed encoder maps every input to the same vector and this goes to 0.
  */
-export function meanFeatureStd(features: tf.Tensor): number {
+export async function meanFeatureStd(features: tf.Tensor): Promise<number> {
+  const std = featureStd(features);
+  try {
+    return (await std.data())[0]; // an async read: webgpu cannot read synchronously under Deno
+  } finally {
+    std.dispose();
+  }
+}
+
+/** {@link meanFeatureStd} as a scalar tensor, left on the backend until someone reads it. */
+export function featureStd(features: tf.Tensor): tf.Scalar {
   return tf.tidy(() => {
     const D = features.shape[features.rank - 1];
     const x = features.reshape([-1, D]);
     const { variance } = tf.moments(x, 0);
-    return variance.sqrt().mean().dataSync()[0];
+    return variance.sqrt().mean() as tf.Scalar;
   });
 }

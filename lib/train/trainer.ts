@@ -235,10 +235,14 @@ export class EMATrainer {
       const sched = this.schedule(this.step);
       const measure = o.stdEvery > 0 && this.step % o.stdEvery === 0;
       const images = tf.tensor4d(batch.images, batch.shape);
-      const { loss, grads, targetStd } = model.lossAndGrads(images, masks, { measureStd: measure });
+      const { loss, grads, targetStd: stdTensor } = model.lossAndGrads(images, masks, {
+        measureStd: measure,
+      });
       images.dispose();
+      // async reads only: a synchronous read throws on webgpu under Deno
       const lossValue = (await loss.data())[0];
-      loss.dispose();
+      const targetStd = stdTensor ? (await stdTensor.data())[0] : undefined;
+      tf.dispose([loss, stdTensor ?? []].flat());
       if (!Number.isFinite(lossValue)) {
         tf.dispose(Object.values(grads));
         const where = checkpoint ??
@@ -248,7 +252,7 @@ export class EMATrainer {
             `Try a lower learning rate (it was ${sched.lr.toExponential(2)}) or gradient clipping.`,
         );
       }
-      if (o.clipGrad > 0) clipByGlobalNorm(grads, o.clipGrad);
+      if (o.clipGrad > 0) await clipByGlobalNorm(grads, o.clipGrad);
       this.optimizer.step(grads, { lr: sched.lr, weightDecay: sched.weightDecay });
       model.updateTarget(sched.momentum);
       this.step += 1;
@@ -290,7 +294,7 @@ export class EMATrainer {
 
   /** Write a checkpoint (atomically): weights, AdamW moments, step, generator states, options. */
   async save(path: string): Promise<string> {
-    const extra = momentsToOfficial(this.optimizer.stateTensors(), this.model.cfg);
+    const extra = await momentsToOfficial(this.optimizer.stateTensors(), this.model.cfg);
     await saveModel(this.model, path, {
       kind: "checkpoint",
       step: this.step,
@@ -343,8 +347,10 @@ export class EMATrainer {
 }
 
 /** Scale all gradients so their global L2 norm is at most `maxNorm` (in place in the map). */
-export function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number): number {
-  const norm = tf.tidy(() => tf.addN(Object.values(grads).map((g) => g.square().sum())).sqrt().dataSync()[0]);
+export async function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number): Promise<number> {
+  const normT = tf.tidy(() => tf.addN(Object.values(grads).map((g) => g.square().sum())).sqrt());
+  const norm = (await normT.data())[0];
+  normT.dispose();
   if (norm > maxNorm) {
     const scale = maxNorm / (norm + 1e-6);
     for (const k of Object.keys(grads)) {

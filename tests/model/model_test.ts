@@ -213,7 +213,9 @@ Deno.test("model: no tensor leaks across 20 training steps on wasm", async () =>
   }
   assertEquals(new Set(counts.slice(1)).size, 1, `numTensors changed: ${counts}`);
   assert(losses[19] < losses[0], `loss did not fall on a fixed batch: ${losses[0]} -> ${losses[19]}`);
-  const std = tf.tidy(() => meanFeatureStd(model.targetEncoder.forward(x)));
+  const features = model.targetEncoder.forward(x);
+  const std = await meanFeatureStd(features);
+  features.dispose();
   assert(std > 0.05, `target features collapsed (mean std ${std})`);
   x.dispose();
   opt.dispose();

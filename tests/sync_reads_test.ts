@@ -1,0 +1,46 @@
+// No synchronous tensor reads on the paths tasks and notebooks take. Under Deno, tfjs-webgpu reads
+// synchronously through a canvas that does not exist, so `dataSync`, `arraySync` and `bufferSync`
+// throw on webgpu ("Cannot read properties of null (reading 'clearRect')"): only `await t.data()`
+// works. This check fails on any new one in lib/ outside the list below of code documented as
+// CPU-only, each with its reason.
+import { assertEquals } from "./_assert.ts";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+/** Files allowed to read synchronously, how many times, and why. */
+const CPU_ONLY: Record<string, { reads: number; why: string }> = {
+  "lib/inside/retrieval.ts": {
+    reads: 1,
+    why: "patchBank: notebooks 03 and 05 call it from synchronous code (a callback); GPU issue, next step",
+  },
+  "lib/inside/predictions.ts": {
+    reads: 2,
+    why: "predictBlocks: notebook 03 calls it from synchronous code; GPU issue, next step",
+  },
+};
+
+function walk(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of Deno.readDirSync(join(ROOT, dir))) {
+    const p = `${dir}/${e.name}`;
+    if (e.isDirectory) out.push(...walk(p));
+    else if (e.name.endsWith(".ts")) out.push(p);
+  }
+  return out.sort();
+}
+
+Deno.test("sync reads: no dataSync/arraySync/bufferSync in lib/ outside documented CPU-only code", () => {
+  const found: Record<string, number> = {};
+  for (const f of walk("lib")) {
+    // JSDoc examples run on the cpu backend in the doc tests; comments are not code
+    const code = Deno.readTextFileSync(join(ROOT, f))
+      .replace(/\/\*[\s\S]*?\*\//g, "")
+      .replace(/\/\/.*$/gm, "");
+    const n = [...code.matchAll(/\.(dataSync|arraySync|bufferSync)\s*\(/g)].length;
+    if (n > 0) found[f] = n;
+  }
+  const allowed = Object.fromEntries(Object.entries(CPU_ONLY).map(([f, { reads }]) => [f, reads]));
+  assertEquals(found, allowed, "synchronous reads per file (a new one must become `await t.data()`)");
+});
