@@ -3,9 +3,8 @@
 // no CLI task file.
 import { assert, assertEquals } from "./_assert.ts";
 import { dirname, join, normalize } from "node:path";
-import { fileURLToPath } from "node:url";
+import { code, ROOT, tsFiles } from "./_source.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** Lower folders first; a folder may import only from folders of a lower rank. */
 const RANK: Record<string, number> = {
   engine: 0,
@@ -21,26 +20,15 @@ const RANK: Record<string, number> = {
 };
 const GENERATED = new Set(["lib/engine/simd/kernels_wasm.ts"]);
 
-function walk(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of Deno.readDirSync(join(ROOT, dir))) {
-    const p = `${dir}/${e.name}`;
-    if (e.isDirectory) out.push(...walk(p));
-    else if (e.name.endsWith(".ts")) out.push(p);
-  }
-  return out.sort();
-}
-
 /** Relative imports of a file's code (JSDoc examples left out), as repo paths. */
 function imports(file: string): string[] {
-  const code = Deno.readTextFileSync(join(ROOT, file)).replace(/\/\*\*[\s\S]*?\*\//g, "");
   // `import x from "./a.ts"`, `export { x } from "./a.ts"`, `import "./a.ts"`, `await import("./a.ts")`
   const re =
     /^\s*(?:import|export)\b[^;]*?from\s+"(\.[^"]+)"|^\s*import\s+"(\.[^"]+)"|import\(\s*"(\.[^"]+)"\s*\)/gm;
-  return [...code.matchAll(re)].map((m) => normalize(join(dirname(file), m[1] ?? m[2] ?? m[3])));
+  return [...code(file).matchAll(re)].map((m) => normalize(join(dirname(file), m[1] ?? m[2] ?? m[3])));
 }
 
-const LIB = walk("lib");
+const LIB = tsFiles("lib");
 
 Deno.test("layout: lib folders import only from lower folders, and nothing imports in a circle", () => {
   const upward: string[] = [];
@@ -84,9 +72,9 @@ Deno.test("layout: no hand-written lib file is over 400 lines; every folder has 
 
 Deno.test("layout: CLI files export no logic, and tests import no CLI task file", () => {
   const exporting = LIB.filter((f) => f.startsWith("lib/cli/") && f !== "lib/cli/args.ts")
-    .filter((f) => /^export /m.test(Deno.readTextFileSync(join(ROOT, f)).replace(/\/\*\*[\s\S]*?\*\//g, "")));
+    .filter((f) => /^export /m.test(code(f)));
   assertEquals(exporting, []);
-  const tests = walk("tests");
+  const tests = tsFiles("tests");
   const reaching = tests.flatMap((t) =>
     imports(t).filter((d) => d.startsWith("lib/cli/") && d !== "lib/cli/args.ts").map((d) => `${t} -> ${d}`)
   );

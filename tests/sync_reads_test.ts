@@ -4,10 +4,7 @@
 // works. This check fails on any new one in lib/ outside the list below of code documented as
 // CPU-only, each with its reason.
 import { assertEquals } from "./_assert.ts";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+import { code, tsFiles } from "./_source.ts";
 
 /** Files allowed to read synchronously, how many times, and why. */
 const CPU_ONLY: Record<string, { reads: number; why: string }> = {
@@ -21,24 +18,10 @@ const CPU_ONLY: Record<string, { reads: number; why: string }> = {
   },
 };
 
-function walk(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of Deno.readDirSync(join(ROOT, dir))) {
-    const p = `${dir}/${e.name}`;
-    if (e.isDirectory) out.push(...walk(p));
-    else if (e.name.endsWith(".ts")) out.push(p);
-  }
-  return out.sort();
-}
-
 Deno.test("sync reads: no dataSync/arraySync/bufferSync in lib/ outside documented CPU-only code", () => {
   const found: Record<string, number> = {};
-  for (const f of walk("lib")) {
-    // JSDoc examples run on the cpu backend in the doc tests; comments are not code
-    const code = Deno.readTextFileSync(join(ROOT, f))
-      .replace(/\/\*[\s\S]*?\*\//g, "")
-      .replace(/\/\/.*$/gm, "");
-    const n = [...code.matchAll(/\.(dataSync|arraySync|bufferSync)\s*\(/g)].length;
+  for (const f of tsFiles("lib")) {
+    const n = [...code(f).matchAll(/\.(dataSync|arraySync|bufferSync)\s*\(/g)].length;
     if (n > 0) found[f] = n;
   }
   const allowed = Object.fromEntries(Object.entries(CPU_ONLY).map(([f, { reads }]) => [f, reads]));
