@@ -7,16 +7,7 @@ import { assertEquals } from "./_assert.ts";
 import { code, tsFiles } from "./_source.ts";
 
 /** Files allowed to read synchronously, how many times, and why. */
-const CPU_ONLY: Record<string, { reads: number; why: string }> = {
-  "lib/inside/retrieval.ts": {
-    reads: 1,
-    why: "patchBank: notebooks 03 and 05 call it from synchronous code (a callback); GPU issue, next step",
-  },
-  "lib/inside/predictions.ts": {
-    reads: 2,
-    why: "predictBlocks: notebook 03 calls it from synchronous code; GPU issue, next step",
-  },
-};
+const CPU_ONLY: Record<string, { reads: number; why: string }> = {};
 
 Deno.test("sync reads: no dataSync/arraySync/bufferSync in lib/ outside documented CPU-only code", () => {
   const found: Record<string, number> = {};

@@ -44,21 +44,21 @@ export interface BlockPredictions {
  *   channels: 1, classNames: ["a"], source: "demo" };
  * const model = new IJEPA("tiny", { seed: 0 });
  * const masks = createMasker({ rows: 4, cols: 4, nTargets: 2, minKeep: 2 }).sample(new Rng(0), 1);
- * const p = predictBlocks(model, ds, 0, masks, { mean: [0.3], std: [0.3] });
+ * const p = await predictBlocks(model, ds, 0, masks, { mean: [0.3], std: [0.3] });
  * if (p.predicted.length !== 2 * p.length * 32 || p.targets.length !== p.predicted.length) throw new Error("shape");
  * model.dispose();
  * ```
  *
- * Reads its result synchronously, so it runs on the cpu and wasm backends only (webgpu cannot
- * read synchronously under Deno); tests/sync_reads_test.ts lists it.
+ * Asynchronous: it reads the predictions with `await data()`, which every backend supports (webgpu
+ * cannot read synchronously under Deno).
  */
-export function predictBlocks(
+export async function predictBlocks(
   model: IJEPA,
   ds: ImageDataset,
   image: number,
   masks: CollatedMasks,
   opts: { mean: readonly number[]; std: readonly number[] },
-): BlockPredictions {
+): Promise<BlockPredictions> {
   if (masks.batchSize !== 1) {
     throw new Error(`predictBlocks: expected masks for a batch of 1 image, got ${masks.batchSize}`);
   }
@@ -80,8 +80,8 @@ export function predictBlocks(
   try {
     const { nTargets: M, targetLen: Lt } = masks;
     return {
-      predicted: pred.dataSync() as Float32Array,
-      targets: target.dataSync() as Float32Array,
+      predicted: (await pred.data()) as Float32Array,
+      targets: (await target.data()) as Float32Array,
       patches: Int32Array.from(masks.targetIdx),
       blocks: M,
       length: Lt,

@@ -66,15 +66,19 @@ export interface PatchBankOptions {
  *   n: 3, height: 16, width: 16, channels: 1, classNames: ["a"], source: "demo",
  * };
  * const model = new IJEPA("tiny", { seed: 0, parts: ["target_encoder"] });
- * const bank = patchBank(model.targetEncoder, ds, { mean: [0.5], std: [0.25], indices: [2, 0] });
+ * const bank = await patchBank(model.targetEncoder, ds, { mean: [0.5], std: [0.25], indices: [2, 0] });
  * if (bank.n !== 2 * 16 || bank.dim !== 32 || bank.image[16] !== 0 || bank.patch[17] !== 1) throw new Error("bank");
  * model.dispose();
  * ```
  *
- * Reads its result synchronously, so it runs on the cpu and wasm backends only (webgpu cannot
- * read synchronously under Deno); tests/sync_reads_test.ts lists it.
+ * Asynchronous: it reads each batch's features with `await data()`, which every backend supports
+ * (webgpu cannot read synchronously under Deno).
  */
-export function patchBank(encoder: VisionTransformer, ds: ImageDataset, opts: PatchBankOptions): PatchBank {
+export async function patchBank(
+  encoder: VisionTransformer,
+  ds: ImageDataset,
+  opts: PatchBankOptions,
+): Promise<PatchBank> {
   for (const key of Object.keys(opts)) {
     if (!["mean", "std", "indices", "batchSize", "normalize"].includes(key)) {
       throw new Error(
@@ -124,7 +128,7 @@ export function patchBank(encoder: VisionTransformer, ds: ImageDataset, opts: Pa
       return norm === "target" ? layerNorm(tokens, TARGET_EPS) : tokens; // [count, N, D]
     });
     try {
-      features.set(out.dataSync() as Float32Array, start * N * D);
+      features.set((await out.data()) as Float32Array, start * N * D);
     } finally {
       out.dispose();
     }

@@ -310,7 +310,7 @@ Deno.test("patchBank: the target encoder's layer-normalised tokens, as I-JEPA's 
   const ds = tinyData(5);
   const mean = [0.5], std = [0.3];
   const before = tf.memory().numTensors;
-  const bank = patchBank(model.targetEncoder, ds, { mean, std, indices: [4, 1, 3], batchSize: 2 });
+  const bank = await patchBank(model.targetEncoder, ds, { mean, std, indices: [4, 1, 3], batchSize: 2 });
   assert.equal(tf.memory().numTensors, before, "patchBank leaked tensors");
   const N = 16, D = 32;
   assert.equal(bank.n, 3 * N);
@@ -337,14 +337,14 @@ Deno.test("patchBank: the target encoder's layer-normalised tokens, as I-JEPA's 
     const hit = nearestPatches(t.slice(r * D, (r + 1) * D) as Float32Array, bank, 1);
     assert.equal(hit.index[0], row);
   }
-  const raw = patchBank(model.targetEncoder, ds, { mean, std, indices: [0], normalize: "none" });
+  const raw = await patchBank(model.targetEncoder, ds, { mean, std, indices: [0], normalize: "none" });
   const direct = model.targetEncoder.forward(
     tf.tensor4d(modelInput(ds, 0, 1, 16, mean, std), [1, 16, 16, 1]),
   );
   const dv = direct.dataSync();
   direct.dispose();
   for (let i = 0; i < dv.length; i++) assert.ok(Math.abs(dv[i] - raw.features[i]) < 1e-5);
-  assert.throws(
+  await assert.rejects(
     () => patchBank(model.targetEncoder, tinyData(1, 16, 3), { mean, std }),
     /expects 1-channel images.*adaptImages/,
   );
@@ -418,7 +418,7 @@ Deno.test("predictBlocks: the model's predictions and targets for one image; pix
   const masks = createMasker({ rows: 4, cols: 4, nTargets: 2, minKeep: 2 }).sample(new Rng(5), 1);
   const model = new IJEPA("tiny", { seed: 2 });
   const before = tf.memory().numTensors;
-  const p = predictBlocks(model, ds, 1, masks, { mean, std });
+  const p = await predictBlocks(model, ds, 1, masks, { mean, std });
   assert.equal(tf.memory().numTensors, before, "predictBlocks leaked tensors");
   assert.deepEqual([p.blocks, p.length, p.dim], [2, masks.targetLen, 32]);
   assert.deepEqual(Array.from(p.patches), Array.from(masks.targetIdx));
@@ -430,7 +430,7 @@ Deno.test("predictBlocks: the model's predictions and targets for one image; pix
   model.dispose();
   // Pixel mode: the targets are normalised patches in cutPatch's layout, so they draw back exactly.
   const pixel = new IJEPA("tiny", { seed: 2, overrides: { targetMode: "pixel" } });
-  const q = predictBlocks(pixel, ds, 1, masks, { mean, std });
+  const q = await predictBlocks(pixel, ds, 1, masks, { mean, std });
   assert.equal(q.dim, 16);
   for (let r = 0; r < q.blocks * q.length; r++) {
     const truth = cutPatch(ds, 1, q.patches[r], 4);
@@ -448,13 +448,13 @@ Deno.test("predictBlocks: the model's predictions and targets for one image; pix
   }
   pixel.dispose();
   const partial = new IJEPA("tiny", { parts: ["target_encoder"] });
-  assert.throws(
+  await assert.rejects(
     () => predictBlocks(partial, ds, 0, masks, { mean, std }),
     /built without its (encoder|predictor)/,
   );
   partial.dispose();
   const two = createMasker({ rows: 4, cols: 4, nTargets: 2, minKeep: 2 }).sample(new Rng(5), 2);
-  assert.throws(
+  await assert.rejects(
     () => predictBlocks(pixel, ds, 0, two, { mean, std }),
     /expected masks for a batch of 1 image, got 2/,
   );
