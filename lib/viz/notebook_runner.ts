@@ -240,6 +240,8 @@ export interface RunOptions {
   typecheck?: boolean;
   /** Print the helper's per-cell progress (default true); otherwise it is kept for the error. */
   progress?: boolean;
+  /** More environment for the kernel, e.g. `{ IJEPA_BACKEND: "webgpu" }` (the notebooks' `setBackend()`). */
+  env?: Record<string, string>;
 }
 
 /** What one notebook run did. */
@@ -278,7 +280,7 @@ export async function runNotebook(path: string, opts: RunOptions = {}): Promise<
     "--silence",
     String(opts.silence ?? 0.25),
   ];
-  const env: Record<string, string> = opts.ci ? { IJEPA_NOTEBOOK_CI: "1" } : {};
+  const env: Record<string, string> = { ...opts.env, ...(opts.ci ? { IJEPA_NOTEBOOK_CI: "1" } : {}) };
   const progress = opts.progress ?? true;
   const child = new Deno.Command(opts.python ?? DEFAULT_PYTHON, {
     args,

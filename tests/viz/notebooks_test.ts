@@ -20,6 +20,7 @@ import {
 } from "../../lib/viz/notebook_runner.ts";
 import { inJupyter, liveDisplay, progressLine, trainingMonitor } from "../../lib/viz/live.ts";
 import { toPng } from "../../lib/viz/output.ts";
+import { probeBackend } from "../_backends.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const status = await jupyterStatus();
@@ -147,6 +148,38 @@ Deno.test({
   },
 });
 
+const gpuWhy = await probeBackend({ label: "webgpu", name: "webgpu" });
+
+Deno.test({
+  name: "notebooks: every notebook runs with CI settings on the webgpu backend too, without an error",
+  ignore: ignore || gpuWhy !== undefined,
+  sanitizeResources: false,
+  async fn() {
+    needJupyter();
+    const out = await Deno.makeTempDir({ prefix: "ijepa-nbtest-webgpu-" });
+    try {
+      for (const path of listNotebooks(join(ROOT, "notebooks"))) {
+        // the notebooks call setBackend() with no name, which reads IJEPA_BACKEND
+        const run = await runNotebook(path, {
+          outDir: out,
+          ci: true,
+          progress: false,
+          typecheck: false,
+          env: { IJEPA_BACKEND: "webgpu" },
+        });
+        const cells = readNb(run.written).cells.filter((c) => c.cell_type === "code");
+        const outputs = cells.flatMap((c) => c.outputs ?? []);
+        const errors = outputs.filter((o) => o.output_type === "error");
+        assert.equal(errors.length, 0, `${path}: error output ${JSON.stringify(errors[0]?.evalue)}`);
+        assert.ok(cells.every((c) => c.execution_count != null), `${path}: a cell did not run`);
+        const said = outputs.map((o) => text(o.text ?? o.data?.["text/plain"])).join("\n");
+        assert.match(said, /backend: webgpu/, `${path}: did not run on webgpu`);
+      }
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});
 Deno.test({
   name: "notebooks: late display outputs are all collected (40 unawaited displays, 5 runs)",
   ignore,
