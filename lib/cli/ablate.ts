@@ -19,9 +19,9 @@ const SPEC: CliSpec = {
   flags: {
     study: { type: "string", choices: STUDIES, default: "targets", help: "which ablation" },
     preset: { type: "string", choices: PRESET_NAMES, default: "quick", help: "model preset" },
-    steps: { type: "int", help: "training steps per arm (default: the preset's recipe)" },
-    seeds: { type: "int", default: 1, help: "training seeds per arm" },
-    "probe-seeds": { type: "int", default: 3, help: "label subsets per probe setting" },
+    steps: { type: "int", min: 1, help: "training steps per arm (default: the preset's recipe)" },
+    seeds: { type: "int", min: 1, default: 1, help: "training seeds per arm" },
+    "probe-seeds": { type: "int", min: 1, default: 3, help: "label subsets per probe setting" },
     backend: BACKEND_FLAG,
     data: DATA_FLAG,
     model: {

@@ -28,6 +28,10 @@ export interface FlagSpec {
   default?: string | number | boolean;
   /** Allowed values for a string flag. */
   choices?: readonly string[];
+  /** Smallest allowed value of a number flag (checked at parse time, before any work starts). */
+  min?: number;
+  /** With `min`: the value must be strictly greater than `min`. */
+  exclusiveMin?: boolean;
 }
 
 /** A task's command-line interface. */
@@ -67,7 +71,7 @@ export const BACKEND_FLAG: FlagSpec = {
   help: "tfjs backend (default IJEPA_BACKEND, else auto: the fastest that starts here)",
 };
 
-/** What `--data` accepts, in every task that loads a dataset (lib/data/data.ts `loadDataset`). */
+/** What `--data` accepts, in every task that loads a dataset (lib/data/load.ts `loadDataset`). */
 export const DATA_HELP = "dataset: a folder of IDX, CIFAR binary or image folders (read at the model's " +
   "size and channels), fashion-mnist or fashion-mnist-subset";
 
@@ -166,6 +170,13 @@ function convert(task: string, name: string, f: FlagSpec, v: string): Value {
   if (v.trim() === "" || !Number.isFinite(n) || (f.type === "int" && !Number.isInteger(n))) {
     throw new UsageError(
       `${task}: --${name} expects ${f.type === "int" ? "an integer" : "a number"}, got "${v}"`,
+    );
+  }
+  if (f.min !== undefined && (f.exclusiveMin ? !(n > f.min) : !(n >= f.min))) {
+    throw new UsageError(
+      `${task}: --${name} expects ${f.type === "int" ? "an integer" : "a number"} ${
+        f.exclusiveMin ? ">" : ">="
+      } ${f.min}, got ${v}`,
     );
   }
   return n;

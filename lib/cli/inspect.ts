@@ -18,7 +18,7 @@ const SPEC: CliSpec = {
   summary: "Show what a weights file (ours, .safetensors) or an official I-JEPA checkpoint (.pth.tar) holds.",
   positionals: ["file"],
   flags: {
-    heads: { type: "int", help: "head count, for widths outside the official family" },
+    heads: { type: "int", min: 1, help: "head count, for widths outside the official family" },
     json: { type: "bool", help: "one JSON line" },
   },
 };

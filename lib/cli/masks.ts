@@ -35,8 +35,8 @@ const SPEC: CliSpec = {
     grid: { type: "int", default: 14, help: "square patch grid, rows = cols" },
     rows: { type: "int", help: "patch-grid rows (overrides --grid)" },
     cols: { type: "int", help: "patch-grid columns (overrides --grid)" },
-    batch: { type: "int", default: 64, help: "examples per batch" },
-    batches: { type: "int", default: 200, help: "batches to draw" },
+    batch: { type: "int", min: 1, default: 64, help: "examples per batch" },
+    batches: { type: "int", min: 1, default: 200, help: "batches to draw" },
     seed: { type: "int", default: 0, help: "RNG seed" },
     json: { type: "bool", help: "print one JSON line instead of a table" },
     paper: { type: "bool", help: "start from the paper's defaults, not the grid's preset" },
@@ -55,7 +55,7 @@ const SPEC: CliSpec = {
     "context-aspect": { type: "string", help: "context block height/width LO,HI" },
     "mask-ratio": { type: "float", help: "random strategy: fraction of patches masked" },
     png: { type: "string", help: "write example masks of the first batch to this PNG file" },
-    "png-count": { type: "int", default: 16, help: "examples drawn with --png" },
+    "png-count": { type: "int", min: 1, default: 16, help: "examples drawn with --png" },
   },
 };
 

@@ -44,7 +44,7 @@ const SPEC: CliSpec = {
     out: { type: "string", help: "write the executed copies into this folder instead of in place" },
     check: { type: "bool", help: "only type-check the notebooks' code cells (no kernel)" },
     typecheck: { type: "bool", default: true, help: "type-check before running (--typecheck=false to skip)" },
-    timeout: { type: "float", default: 3600, help: "seconds a cell may run" },
+    timeout: { type: "float", min: 0, exclusiveMin: true, default: 3600, help: "seconds a cell may run" },
     python: { type: "string", default: DEFAULT_PYTHON, help: "the Python with jupyter_client and nbformat" },
     json: { type: "bool", help: "print one JSON line with the summary at the end" },
   },

@@ -29,11 +29,16 @@ const SPEC: CliSpec = {
     "With no flags: the quick preset on the shipped Fashion-MNIST subset (or the full set when installed).",
   flags: {
     preset: { type: "string", default: "quick", choices: PRESET_NAMES, help: "model preset" },
-    steps: { type: "int", help: "training steps (default: the preset's recipe)" },
-    epochs: { type: "float", help: "training length in passes over the data (instead of --steps)" },
-    batch: { type: "int", help: "images per step (default: the preset's recipe)" },
-    lr: { type: "float", help: "peak learning rate (default: the recipe's)" },
-    seed: { type: "int", default: 0, help: "seed for weights, masks, data order and augmentation" },
+    steps: { type: "int", min: 1, help: "training steps (default: the preset's recipe)" },
+    epochs: {
+      type: "float",
+      min: 0,
+      exclusiveMin: true,
+      help: "training length in passes over the data (instead of --steps)",
+    },
+    batch: { type: "int", min: 1, help: "images per step (default: the preset's recipe)" },
+    lr: { type: "float", min: 0, exclusiveMin: true, help: "peak learning rate (default: the recipe's)" },
+    seed: { type: "int", min: 0, default: 0, help: "seed for weights, masks, data order and augmentation" },
     backend: BACKEND_FLAG,
     data: DATA_FLAG,
     out: {
@@ -41,7 +46,12 @@ const SPEC: CliSpec = {
       help: "run folder for checkpoints, metrics and weights (default runs/<preset>-<time>)",
     },
     resume: { type: "bool", help: "continue the run in --out from its last checkpoint" },
-    "checkpoint-every": { type: "int", default: 50, help: "steps between checkpoints" },
+    "checkpoint-every": {
+      type: "int",
+      min: 0,
+      default: 50,
+      help: "steps between checkpoints (0: only at the end)",
+    },
     collate: {
       type: "string",
       choices: ["truncate", "pad"],

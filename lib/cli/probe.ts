@@ -55,7 +55,12 @@ const SPEC: CliSpec = {
     },
     data: DATA_FLAG,
     shots: { type: "string", default: "1,5,10,50", help: "n-shot settings, labelled images per class" },
-    seeds: { type: "int", default: 3, help: "label draws per low-shot setting (spread = std over them)" },
+    seeds: {
+      type: "int",
+      min: 1,
+      default: 3,
+      help: "label draws per low-shot setting (spread = std over them)",
+    },
     seed: { type: "int", default: 0, help: "base seed: draw s uses seed + s; also the random-init seed" },
     readout: {
       type: "string",
@@ -63,13 +68,18 @@ const SPEC: CliSpec = {
       help: "avgpool (the paper's), last4, pool2x2, or a comma list; each also read from the random init",
     },
     backend: BACKEND_FLAG,
-    "batch-size": { type: "int", default: 256, help: "images per forward pass when extracting features" },
-    k: { type: "int", default: 20, help: "kNN neighbours (0 turns kNN off)" },
+    "batch-size": {
+      type: "int",
+      min: 1,
+      default: 256,
+      help: "images per forward pass when extracting features",
+    },
+    k: { type: "int", min: 0, default: 20, help: "kNN neighbours (0 turns kNN off)" },
     pool: {
       type: "int",
       help: "use a class-balanced subset of N pool images (quick looks; not the protocol)",
     },
-    "test-size": { type: "int", help: "use a class-balanced subset of N test images (quick looks)" },
+    "test-size": { type: "int", min: 1, help: "use a class-balanced subset of N test images (quick looks)" },
     "all-labels": {
       type: "bool",
       default: true,

@@ -59,3 +59,26 @@ Deno.test("args: asUsage turns a lib check's error into a usage error with the s
     "already one",
   );
 });
+
+Deno.test("args: number flags with a minimum are refused at parse time, naming the flag", () => {
+  const spec: CliSpec = {
+    name: "demo",
+    summary: "a demo task",
+    flags: {
+      steps: { type: "int", min: 1, help: "steps" },
+      lr: { type: "float", min: 0, exclusiveMin: true, help: "learning rate" },
+    },
+  };
+  assertEquals(parseFlags(["--steps", "1", "--lr", "0.5"], spec).steps, 1);
+  assertThrows(
+    () => parseFlags(["--steps", "0"], spec),
+    UsageError,
+    "--steps expects an integer >= 1, got 0",
+  );
+  assertThrows(
+    () => parseFlags(["--steps", "-4"], spec),
+    UsageError,
+    "--steps expects an integer >= 1, got -4",
+  );
+  assertThrows(() => parseFlags(["--lr", "0"], spec), UsageError, "--lr expects a number > 0, got 0");
+});

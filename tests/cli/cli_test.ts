@@ -117,3 +117,23 @@ Deno.test("cli embed: features of a folder match the target encoder read directl
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("cli: pretrain refuses --steps 0 and --batch -4 before loading anything, and makes no run folder", async () => {
+  const out = await Deno.makeTempDir({ prefix: "ijepa-badflags-" });
+  try {
+    for (
+      const [flag, value, says] of [
+        ["--steps", "0", "--steps expects an integer >= 1, got 0"],
+        ["--batch", "-4", "--batch expects an integer >= 1, got -4"],
+      ]
+    ) {
+      const r = await runCli("pretrain", [flag, value, "--out", `${out}/run`]);
+      assertEquals(r.code, 2, r.stderr);
+      assert(r.stderr.includes(says), r.stderr);
+      assert(!r.stderr.includes("backend:") && !r.stderr.includes("data:"), `work started: ${r.stderr}`);
+    }
+    assertEquals([...Deno.readDirSync(out)].length, 0, "a run folder was created");
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
