@@ -2,7 +2,7 @@
  * `deno task probe`: evaluate frozen I-JEPA features beside their baselines, the paper's Tables 1
  * and 2 at our scale: a linear probe and kNN with 1, 5, 10, 50 labels per class, 1% of the labels
  * and all of them, for the target encoder, a random-init encoder of the same shape and raw pixels,
- * on the same label draws (the protocol and the probe recipe are documented in lib/eval/probe.ts).
+ * on the same label draws (the protocol and the probe recipe are documented in lib/eval/suite.ts and lib/eval/linear_probe.ts).
  *
  * ```sh
  * deno task probe                                       # the shipped weights (data/pretrained/)

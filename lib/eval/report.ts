@@ -71,7 +71,7 @@ export function formatProbeTable(table: ProbeTable): string {
 }
 
 /**
- * The probe accuracies as rows for lib/viz/plot.ts `plotBars` (percent; one group per setting, one bar
+ * The probe accuracies as rows for lib/viz/figures_results.ts `plotBars` (percent; one group per setting, one bar
  * per method, error bars = std over draws).
  */
 export function probeBars(table: ProbeTable, which: "probe" | "knn" = "probe"): {

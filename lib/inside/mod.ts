@@ -17,7 +17,7 @@
  * - {@link predictBlocks}: the predictor's outputs for one image's target blocks, with the
  *   targets the loss compares them with ({@link denormalizePixels} draws a pixel-mode model's).
  * - {@link cutPatch}, {@link imageAt}, {@link pastePatches}, {@link highlightPatch}: pixels of one patch or image, ready for
- *   lib/viz/plot.ts `plotImages`; {@link adaptImages} resizes a dataset and matches its channels to a
+ *   lib/viz/figures_images.ts `plotImages`; {@link adaptImages} resizes a dataset and matches its channels to a
  *   model (grey Fashion-MNIST for an RGB checkpoint).
  *
  * Files: pca.ts (with its eigen solvers in eigen.ts), patch_colours.ts, retrieval.ts (the patch

@@ -288,7 +288,7 @@ export class IJEPA {
       throw new RangeError(`updateTarget: momentum must be in [0, 1], got ${momentum}`);
     }
     if (fusedEnabled()) {
-      // one pass per parameter on wasm (lib/engine/fused.ts), the same formula
+      // one pass per parameter on wasm (lib/engine/fused_updates.ts), the same formula
       for (const [n, c] of this.encoder.params.vars) emaUpdate(this.targetEncoder.params.get(n), c, momentum);
       return;
     }

@@ -57,7 +57,7 @@ export interface TrainerOptions {
   ema: [number, number];
   /** Clip the global gradient norm to this value (0 = off). */
   clipGrad: number;
-  /** Mask options on top of the grid's preset (lib/masks/masks.ts `maskPreset`). */
+  /** Mask options on top of the grid's preset (lib/masks/options.ts `maskPreset`, via `trainingMasks`). */
   masks: Partial<Omit<MaskerOptions, "rows" | "cols">>;
   /** Seed of the masks, the data order and the augmentation. */
   seed: number;
