@@ -48,14 +48,36 @@ const ROOT_KEYS = new Set([
 ]);
 
 /** Inspect a file without reading its tensors. */
+const EXPECTED = "expected a .safetensors weights file or an official .pth.tar checkpoint";
+
 async function inspectFile(path: string, heads?: number): Promise<Inspection> {
-  const head = new Uint8Array(4);
+  let size: number;
+  try {
+    const st = await Deno.stat(path);
+    if (!st.isFile) throw new UsageError(`inspect: ${path} is a folder: ${EXPECTED}`);
+    size = st.size;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new UsageError(`inspect: ${path}: no such file; ${EXPECTED}`);
+    }
+    throw e;
+  }
+  const head = new Uint8Array(Math.min(16, size));
   {
     using f = await Deno.open(path);
     await f.read(head);
   }
-  const isZip = head[0] === 0x50 && head[1] === 0x4b;
+  const isZip = head[0] === 0x50 && head[1] === 0x4b; // "PK": torch.save's zip container
   if (isZip) return await inspectTorch(path, heads);
+  // safetensors: a little-endian u64 header length, then a JSON header that starts with "{"
+  const headerLength = head.length >= 8 ? new DataView(head.buffer).getBigUint64(0, true) : -1n;
+  if (head.length < 9 || headerLength > BigInt(size - 8) || head[8] !== 0x7b) {
+    const start = JSON.stringify(new TextDecoder().decode(head.subarray(0, 8)).replace(/[^\x20-\x7e]/g, "."));
+    throw new UsageError(
+      `inspect: ${path} is neither a safetensors file nor a .pth.tar checkpoint (it starts with ${start}; ` +
+        `a checkpoint is a zip archive starting with "PK", a safetensors file an 8-byte header length and "{")`,
+    );
+  }
   return await inspectSafetensors(path);
 }
 

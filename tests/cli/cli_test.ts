@@ -137,3 +137,26 @@ Deno.test("cli: pretrain refuses --steps 0 and --batch -4 before loading anythin
     await Deno.remove(out, { recursive: true });
   }
 });
+
+Deno.test("cli: inspect names what it expected for a missing file, a folder and a file of another kind", async () => {
+  const cases: [string, RegExp][] = [
+    [
+      "no-such-file.safetensors",
+      /no-such-file\.safetensors: no such file; expected a \.safetensors weights file/,
+    ],
+    [
+      `${ROOT}lib`,
+      /lib is a folder: expected a \.safetensors weights file or an official \.pth\.tar checkpoint/,
+    ],
+    [
+      `${ROOT}README.md`,
+      /README\.md is neither a safetensors file nor a \.pth\.tar checkpoint \(it starts with "# ijepa-"/,
+    ],
+  ];
+  for (const [file, says] of cases) {
+    const r = await runCli("inspect", [file]);
+    assertEquals(r.code, 2, r.stderr);
+    assert(says.test(r.stderr), r.stderr);
+    assert(!/os error|is larger than the file/.test(r.stderr), `raw error: ${r.stderr}`);
+  }
+});
