@@ -156,7 +156,8 @@ export function loadBlas(option: string | undefined): BlasLoad {
 }
 
 function opened(path: string, lib: BlasLib): BlasLoad {
-  pin(path);
+  // 2 = OpenMP build: unloading it kills the process, so it stays loaded (see pin)
+  if (lib.symbols.openblas_get_parallel?.() === 2) pin(path);
   return {
     status: {
       enabled: false, // set once kernels are registered
@@ -178,8 +179,10 @@ function opened(path: string, lib: BlasLib): BlasLoad {
  * and libgomp under those threads and the process dies with SIGSEGV (exit 139). Seen with Debian's
  * libopenblas0-openmp: one `Deno.dlopen` + `cblas_sgemm` + `close()` crashed at once, and
  * `deno test --parallel` (whose test files open and close the library in their own isolates) crashed
- * in 3 of 3 runs. The pthreads build survives the same sequence, but pinning costs nothing, so every
- * BLAS we load is pinned. Returns false where it cannot pin (Windows, or no libc to ask).
+ * in 3 of 3 runs. Only the OpenMP build is pinned: the pthreads build survives being unloaded, and
+ * keeping it until the process ends moves its clean-up to process exit, where one CI run of the
+ * whole suite (pthreads build pinned too) ended with glibc's "corrupted size vs. prev_size in
+ * fastbins" after every test had passed. Returns false where it cannot pin (Windows, no libc).
  */
 function pin(path: string): boolean {
   const libc = { linux: "libc.so.6", darwin: "/usr/lib/libSystem.B.dylib" }[Deno.build.os as string];
