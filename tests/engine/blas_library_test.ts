@@ -17,6 +17,26 @@ import {
 } from "./_blas.ts";
 import { blasStatus, disableBlas, enableBlas, setBlasThreads } from "../../lib/engine/blas.ts";
 
+/** Run `script` in a child Deno from the repo root (stdin), with `perms`: a crash there cannot kill the runner. */
+async function runScript(
+  script: string,
+  perms: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...perms, "-"],
+    cwd: new URL("../..", import.meta.url),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(script));
+  await w.close();
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
 Deno.test({
   name: "blas: disableBlas restores the exact stock kernels and results stay right",
   ignore: NO_BLAS,
@@ -124,20 +144,9 @@ Deno.test({
       const s = enableBlas();
       console.log(JSON.stringify({ ...s, same: tf.getKernel("BatchMatMul", "cpu") === before }));
     `;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-read", "--allow-env", "-"],
-      cwd: new URL("../..", import.meta.url),
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(script));
-    await w.close();
-    const out = await child.output();
-    const text = new TextDecoder().decode(out.stdout).trim();
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-    const r = JSON.parse(text.split("\n").at(-1)!);
+    const out = await runScript(script, ["--allow-read", "--allow-env"]);
+    assert.equal(out.code, 0, out.stderr);
+    const r = JSON.parse(out.stdout.trim().split("\n").at(-1)!);
     assert.deepEqual(r, {
       enabled: false,
       reason: "off: FFI not permitted (run deno with --allow-ffi)",
@@ -188,20 +197,9 @@ Deno.test({
         }
         console.log(JSON.stringify(out));
       `;
-      const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "--allow-read", "--allow-env", "--allow-ffi", "-"],
-        cwd: new URL("../..", import.meta.url),
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const w = child.stdin.getWriter();
-      await w.write(new TextEncoder().encode(script));
-      await w.close();
-      const r = await child.output();
-      const err = new TextDecoder().decode(r.stderr);
-      assert.equal(r.code, 0, `${build} build (${path}): exit ${r.code}\n${err}`);
-      const rounds = JSON.parse(new TextDecoder().decode(r.stdout).trim().split("\n").at(-1)!);
+      const r = await runScript(script, ["--allow-read", "--allow-env", "--allow-ffi"]);
+      assert.equal(r.code, 0, `${build} build (${path}): exit ${r.code}\n${r.stderr}`);
+      const rounds = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
       assert.equal(rounds.length, 3);
       for (const { reason, y } of rounds) {
         assert.deepEqual(y, [256, 256, true], `${build}: ${reason}`);
