@@ -111,14 +111,23 @@ export function fusedBlock(x: tf.Tensor2D, weights: readonly tf.Tensor[], s: Blo
     const u = matMul(h2, w1); // [R, F], bias added inside the GELU
     const m = runFused("IjBiasGelu", { u, bias: b1 }) as tf.Tensor2D; // [R, F]
     const y = runFused("IjResidual", { x: x1, y: matMul(m, w2), bias: b2 }) as tf.Tensor2D; // [R, D]
-    save([xx, st1, h1, q, k, v, p, o, x1, st2, h2, u, m, g1, wqkv, wproj, g2, w1, b1, w2]);
+    // Weights that are variables outlive the backward pass, so the gradient reads them directly;
+    // saving makes tfjs keep a clone (an Identity kernel call) of each: 7 calls a block.
+    const ws = [g1, wqkv, wproj, g2, w1, b1, w2];
+    const wIdx = [0, 2, 4, 6, 8, 9, 10]; // their places in `weights` (BLOCK_PARAMS order)
+    const wSaved = ws.filter((_, i) => !(weights[wIdx[i]] instanceof tf.Variable));
+    save([xx, st1, h1, q, k, v, p, o, x1, st2, h2, u, m, ...wSaved]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
         tf.tidy(() => {
           // saved in the order of save([...]) above
           const [sx, sst1, sh1, sq, sk, sv, sp, so, sx1, sst2] = saved as tf.Tensor2D[];
-          const [sh2, su, sm, sg1, swqkv, swproj, sg2, sw1, sb1, sw2] = saved.slice(10) as tf.Tensor2D[];
+          const [sh2, su, sm] = saved.slice(10) as tf.Tensor2D[];
+          let next = 13;
+          const w = (i: number) =>
+            (weights[wIdx[i]] instanceof tf.Variable ? weights[wIdx[i]] : saved[next++]) as tf.Tensor2D;
+          const [sg1, swqkv, swproj, sg2, sw1, sb1, sw2] = [0, 1, 2, 3, 4, 5, 6].map(w);
           const d = dy as tf.Tensor2D; // [R, D], also the gradient of x1 through the residual
           // MLP
           const db2 = runFused("IjColSum", { x: d }) as tf.Tensor;

@@ -1,8 +1,9 @@
 /**
  * The elementwise and row-wise pieces of a transformer block, run on the tensors' own memory: the
  * wasm heap (a view at the tensor's offset, as lib/engine/blas_kernels.ts does for matrix products)
- * or the cpu backend's arrays. Each is registered as a tfjs kernel for `wasm` and `cpu`, so it
- * allocates and frees through the backend like any stock kernel. lib/engine/fused_block.ts builds
+ * or the cpu backend's arrays; on `webgpu`, WGSL compute shaders (lib/engine/fused_webgpu.ts). Each
+ * is registered as a tfjs kernel for `cpu`, `wasm` and `webgpu`, so it allocates and frees through the
+ * backend like any stock kernel. lib/engine/fused_block.ts builds
  * the forward and backward of a block from these kernels and BLAS products.
  *
  * Each kernel exists twice: a TypeScript loop (the cpu backend's, and the readable reference) and
@@ -31,11 +32,9 @@
  * | `IjBiasAdd` | x [R,C], bias [C] | x + bias |
  * | `IjColSum` | x [R,C] | column sums [C] |
  * | `IjSmoothL1` / `IjSmoothL1Grad` | d / (d, dy) | smooth-L1(d) / dy * clamp(d, -1, 1) |
- * | `IjAdamW` | p, m, v, g | p', m', v' (one AdamW step) |
- * | `IjEma` | t, c | momentum * t + (1 - momentum) * c |
  *
  * Sums over rows (bias and LayerNorm parameter gradients) accumulate in float64. The kernels live in
- * fused_forward_kernels.ts, fused_grad_kernels.ts and fused_update_kernels.ts, the SIMD module's
+ * fused_forward_kernels.ts and fused_grad_kernels.ts (WGSL: fused_webgpu.ts), the SIMD module's
  * loading in fused_simd.ts; this file registers and runs them.
  *
  * @example
@@ -54,7 +53,8 @@ import * as tf from "@tensorflow/tfjs";
 import * as forward from "./fused_forward_kernels.ts";
 import * as grad from "./fused_grad_kernels.ts";
 import { type Attrs, cpuKernel, type Spec, wasmKernel } from "./fused_spec.ts";
-import * as update from "./fused_update_kernels.ts";
+import { registerUpdateAllKernels } from "./fused_update_all.ts";
+import { WEBGPU_KERNELS } from "./fused_webgpu.ts";
 
 const SPECS: Record<string, Spec> = {
   IjLayerNorm: forward.layerNorm,
@@ -72,8 +72,6 @@ const SPECS: Record<string, Spec> = {
   IjColSum: grad.colSum,
   IjSmoothL1: forward.smoothL1,
   IjSmoothL1Grad: grad.smoothL1Grad,
-  IjAdamW: update.adamw,
-  IjEma: update.ema,
 };
 
 /** The names of the kernels in this file. */
@@ -100,18 +98,24 @@ export function registerFusedKernels(): void {
     if (tf.getKernel("Add", "wasm") && !tf.getKernel(name, "wasm")) {
       tf.registerKernel({ kernelName: name, backendName: "wasm", kernelFunc: wasmKernel(spec) });
     }
+    const gpu = WEBGPU_KERNELS[name];
+    if (gpu && tf.getKernel("Add", "webgpu") && !tf.getKernel(name, "webgpu")) {
+      tf.registerKernel({ kernelName: name, backendName: "webgpu", kernelFunc: gpu });
+    }
   }
+  registerUpdateAllKernels();
 }
 
 /** True when the fused kernels can run on the active backend. */
 export function fusedKernelsAvailable(): boolean {
   const b = tf.getBackend();
-  return (b === "wasm" || b === "cpu") && tf.getKernel("IjLayerNorm", b) !== undefined;
+  return (b === "wasm" || b === "cpu" || b === "webgpu") &&
+    Object.keys(SPECS).every((name) => tf.getKernel(name, b) !== undefined);
 }
 
 /**
  * Run one kernel of this file on the active backend (no gradient is recorded: the callers in
- * lib/engine/fused_ops.ts, fused_block.ts and fused_updates.ts wrap them in `tf.customGrad`).
+ * lib/engine/fused_ops.ts and fused_block.ts wrap them in `tf.customGrad`).
  * Optional inputs may be left out.
  *
  * @example

@@ -1,16 +1,16 @@
 /**
  * Where the fused operations run. {@link fusedEnabled} says whether the model uses them on the
- * active backend. By default that is `wasm` only (where they pay most); `cpu` stays the autodiff
- * reference the tests compare against, and `webgpu` has no kernels here (its own fused shaders would
- * be a separate piece of work). `IJEPA_FUSED=off` turns them off everywhere, `IJEPA_FUSED=on` also
- * on cpu.
+ * active backend. By default that is `wasm` (SIMD kernels on the wasm heap) and `webgpu` (WGSL
+ * shaders, lib/engine/fused_webgpu.ts, once every kernel has one); `cpu` stays the autodiff
+ * reference the tests compare against. `IJEPA_FUSED=off` turns
+ * them off everywhere, `IJEPA_FUSED=on` also on cpu.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
 import { fusedKernelsAvailable, registerFusedKernels } from "./fused_kernels.ts";
 
-/** When the model uses the fused path: `auto` = on wasm only, `on` = wasm and cpu, `off` = never. */
+/** When the model uses the fused path: `auto` = on wasm and webgpu, `on` = also cpu, `off` = never. */
 export type FusedMode = "auto" | "on" | "off";
 
 let mode: FusedMode | undefined;
@@ -45,7 +45,7 @@ export function fusedEnabled(): boolean {
   const m = fusedMode();
   if (m === "off") return false;
   const b = tf.getBackend();
-  if (b !== "wasm" && !(m === "on" && b === "cpu")) return false;
+  if (b !== "wasm" && b !== "webgpu" && !(m === "on" && b === "cpu")) return false;
   return ensureKernels();
 }
 
@@ -59,7 +59,7 @@ function ensureKernels(): boolean {
 export function need(where: string): void {
   if (!ensureKernels()) {
     throw new Error(
-      `${where}: the fused kernels run on wasm or cpu, the active backend is ${tf.getBackend()}`,
+      `${where}: the fused kernels run on wasm, webgpu or cpu, the active backend is ${tf.getBackend()}`,
     );
   }
 }

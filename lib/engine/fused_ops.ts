@@ -3,7 +3,7 @@
  * one node where autodiff would record several, and every elementwise pass is one loop of
  * lib/engine/fused_kernels.ts. {@link fusedLayerNorm}, {@link fusedGelu}, {@link fusedLinear} and
  * {@link fusedSmoothL1} are the pieces used outside transformer blocks; a whole block is
- * lib/engine/fused_block.ts, the optimizer's and EMA's one-pass updates lib/engine/fused_updates.ts,
+ * lib/engine/fused_block.ts, the optimizer's and EMA's all-parameter updates lib/engine/fused_update_all.ts,
  * and where they run (wasm by default, `IJEPA_FUSED`) lib/engine/fused_mode.ts.
  *
  * Every gradient here is checked against tfjs autodiff on cpu and by directional derivatives in
@@ -71,12 +71,15 @@ export function fusedLayerNorm(
     const b = affine ? args[2] as tf.Tensor : undefined;
     const x2 = rows2d(xx); // [R, D]
     const [y, stats] = runFused("IjLayerNorm", { x: x2, gamma: g, beta: b }, { eps }) as tf.Tensor[];
-    save(affine ? [x2, stats, g!] : [x2, stats]);
+    // a variable gamma outlives the backward pass: read it directly, saving clones it (one more kernel)
+    const gVar = affine && gamma instanceof tf.Variable;
+    save(affine && !gVar ? [x2, stats, g!] : [x2, stats]);
     return {
       value: y.reshape(xx.shape),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
         tf.tidy(() => {
-          const [sx, st, sg] = saved;
+          const [sx, st] = saved;
+          const sg = gVar ? gamma : saved[2];
           const [dx, dg, db] = runFused("IjLayerNormGrad", {
             dy: rows2d(dy),
             x: sx,
@@ -156,12 +159,15 @@ export function fusedLinear(x: tf.Tensor, w: tf.Tensor2D, b?: tf.Tensor1D): tf.T
     const bb = b ? args[2] as tf.Tensor : undefined;
     let y = matMul(x2, ww) as tf.Tensor; // [R, out]
     if (bb) y = runFused("IjBiasAdd", { x: y, bias: bb }) as tf.Tensor;
-    save([x2, ww]);
+    // a variable weight outlives the backward pass: read it directly, saving clones it (one more kernel)
+    const wVar = w instanceof tf.Variable;
+    save(wVar ? [x2] : [x2, ww]);
     return {
       value: y.reshape(outShape),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
         tf.tidy(() => {
-          const [sx, sw] = saved as tf.Tensor2D[];
+          const sx = saved[0] as tf.Tensor2D;
+          const sw = (wVar ? w : saved[1]) as tf.Tensor2D;
           const d2 = rows2d(dy);
           const dx = matMul(d2, sw, false, true).reshape(x.shape); // [.., in]
           const dw = matMul(sx, d2, true, false); // [in, out]

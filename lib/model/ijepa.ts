@@ -31,7 +31,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { type ModelConfig, modelConfig, type ResolvedConfig } from "./config.ts";
 import { fusedEnabled } from "../engine/fused_mode.ts";
-import { emaUpdate } from "../engine/fused_updates.ts";
+import { emaUpdateAll } from "../engine/fused_update_all.ts";
 import { matMul } from "../engine/matmul.ts";
 import { layerNorm, linear, patchify, smoothL1, takeRows } from "../engine/ops.ts";
 import { ParamStore } from "./params.ts";
@@ -288,8 +288,9 @@ export class IJEPA {
       throw new RangeError(`updateTarget: momentum must be in [0, 1], got ${momentum}`);
     }
     if (fusedEnabled()) {
-      // one pass per parameter on wasm (lib/engine/fused_updates.ts), the same formula
-      for (const [n, c] of this.encoder.params.vars) emaUpdate(this.targetEncoder.params.get(n), c, momentum);
+      // every parameter in one kernel call, in place (lib/engine/fused_update_all.ts), the same formula
+      const pairs = [...this.encoder.params.vars];
+      emaUpdateAll(pairs.map(([n]) => this.targetEncoder.params.get(n)), pairs.map(([, c]) => c), momentum);
       return;
     }
     tf.tidy(() => {

@@ -60,12 +60,6 @@ function kernelCases(): {
     { name: "IjColSum", inputs: { x: [[R, 8], 21] }, attrs: {} },
     { name: "IjSmoothL1", inputs: { d: [[R, F], 22] }, attrs: {} },
     { name: "IjSmoothL1Grad", inputs: { d: [[R, F], 22], dy: [[R, F], 23] }, attrs: {} },
-    {
-      name: "IjAdamW",
-      inputs: { p: [[R, F], 24], m: [[R, F], 25], v: [[R, F], -3], g: [[R, F], 26] },
-      attrs: { lr: 0.01, decay: 0.04, beta1: 0.9, beta2: 0.999, eps: 1e-8, c1: 0.19, c2: 0.002 },
-    },
-    { name: "IjEma", inputs: { t: [[R, F], 27], c: [[R, F], 28] }, attrs: { momentum: 0.996 } },
   ];
 }
 
@@ -129,7 +123,7 @@ Deno.test("fused kernels: wasm SIMD, wasm TypeScript and cpu agree, tails includ
   const cases = kernelCases();
   cases.forEach((c, i) => {
     cpu[i].forEach((ref, j) => {
-      const tol = c.name === "IjAdamW" ? 1e-5 : 2e-6;
+      const tol = 2e-6;
       const es = relErr(simd[i][j], ref), ep = relErr(plain[i][j], ref);
       assert(es < tol, `${c.name} output ${j}: SIMD differs from cpu by ${es}`);
       assert(ep < 1e-7, `${c.name} output ${j}: wasm TypeScript differs from cpu by ${ep}`);

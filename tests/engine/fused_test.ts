@@ -1,16 +1,17 @@
-// The fused ops of lib/engine/fused_ops.ts, fused_block.ts and fused_updates.ts: values and gradients
+// The fused ops of lib/engine/fused_ops.ts, fused_block.ts and fused_update_all.ts: values and gradients
 // against tfjs autodiff of the same maths on cpu, directional derivatives, erf accuracy, AdamW and EMA
-// against lib/train/adamw.ts and the formula, and leaks. The kernels themselves (SIMD against the
+// on every backend against lib/train/adamw.ts and the formula on cpu, and leaks. The kernels themselves (SIMD against the
 // TypeScript loops, the SIMD module's safety checks) are tests/engine/fused_kernels_test.ts.
 // Run with `deno test -A tests/engine/fused_test.ts`.
 import * as tf from "@tensorflow/tfjs";
-import { assert, assertAlmostEquals, assertEquals, assertThrows } from "../_assert.ts";
+import { assert, assertEquals, assertThrows } from "../_assert.ts";
 import { erfRef, randn, relErr } from "./_fused.ts";
 import { setBackend } from "../../lib/engine/backend.ts";
 import { AdamW } from "../../lib/train/adamw.ts";
 import { BLOCK_PARAMS, fusedBlock } from "../../lib/engine/fused_block.ts";
 import { fusedGelu, fusedLayerNorm, fusedLinear, fusedSmoothL1 } from "../../lib/engine/fused_ops.ts";
-import { adamwUpdate, emaUpdate } from "../../lib/engine/fused_updates.ts";
+import { adamwUpdateAll, emaUpdateAll } from "../../lib/engine/fused_update_all.ts";
+import { backendCases, caseName, onBackend, onCpu, type Outputs, type Scope } from "../_backends.ts";
 import { registerFusedKernels } from "../../lib/engine/fused_kernels.ts";
 import { setSimd } from "../../lib/engine/fused_simd.ts";
 import { gelu, layerNorm, linear, smoothL1 } from "../../lib/engine/ops.ts";
@@ -75,6 +76,21 @@ Deno.test("fused ops: values and gradients match tfjs autodiff on cpu", async ()
     [x, w],
   );
   compare("smoothL1", (t) => fusedSmoothL1(t), (t) => smoothL1(t), [x3]);
+  // variables are read directly in the backward pass instead of being saved: the same gradients
+  const [gv, bv, wv, wbv] = [g, b, w, wb].map((t) => tf.variable(t));
+  compare(
+    "layerNorm affine, variable weights",
+    (t, gg, bb) => fusedLayerNorm(t, 1e-6, gg as tf.Tensor1D, bb as tf.Tensor1D),
+    (t, gg, bb) => layerNorm(t, 1e-6, gg as tf.Tensor1D, bb as tf.Tensor1D),
+    [x, gv, bv],
+  );
+  compare(
+    "linear, variable weights",
+    (t, ww, bb) => fusedLinear(t, ww as tf.Tensor2D, bb as tf.Tensor1D),
+    (t, ww, bb) => linear(t, ww as tf.Tensor2D, bb as tf.Tensor1D),
+    [x3, wv, wbv],
+  );
+  tf.dispose([gv, bv, wv, wbv]);
   assertThrows(() => fusedLayerNorm(x, 1e-6, g), Error, "expected gamma and beta both [6] or both absent");
   assertThrows(() => fusedLinear(x, wb.reshape([5, 1]) as tf.Tensor2D), Error, "input has 6 features");
   tf.dispose([x, x3, g, b, w, wb]);
@@ -110,6 +126,20 @@ Deno.test("fused block: forward and every gradient match autodiff of the same bl
     [x, ...ws],
     5e-5,
   );
+  // weights that are not variables are saved for the backward pass instead of read directly
+  const plain = ws.map((v) => v.clone());
+  compare(
+    "block, weights not variables",
+    (xx, ...w) => fusedBlock(xx as tf.Tensor2D, w, shape),
+    (xx, ...w) => {
+      const q = new ParamStore();
+      BLOCK_PARAMS.forEach((n, i) => q.vars.set(`b.${n}`, w[i] as tf.Variable));
+      return blockForward(q, "b", xx, { ...shape, fused: false });
+    },
+    [x, ...plain],
+    5e-5,
+  );
+  tf.dispose(plain);
   assertThrows(() => fusedBlock(x, ws.slice(1), shape), Error, "expected 12 weights");
   assertThrows(() => fusedBlock(x, ws, { ...shape, batch: 2 }), Error, "expected x [2 x 5, D]");
   tf.dispose([x, keyBias]);
@@ -166,32 +196,71 @@ Deno.test("fused GELU is the exact-erf GELU to float32 precision, forward and ba
   }
 });
 
-Deno.test("adamwUpdate and emaUpdate match lib/train/adamw.ts and the EMA formula on wasm", async () => {
-  await setBackend("wasm", { quiet: true, blas: false });
-  const shape = [7, 5];
-  const init = randn(35, 1);
-  const a = tf.variable(tf.tensor(init, shape));
-  const b = tf.variable(tf.tensor(init, shape));
-  const opt = new AdamW([["w", a]]);
-  const m = tf.variable(tf.zeros(shape)), v = tf.variable(tf.zeros(shape));
+/** Three AdamW steps and one EMA of three parameters (one without decay) that share their inputs' memory. */
+function updates(s: Scope, fused: boolean): Outputs {
+  const shapes = [[7, 5], [5], [3, 4, 2]], flags = [1, 0, 1];
+  const sizes = shapes.map((sh) => sh.reduce((a, b) => a * b, 1));
+  const inits = shapes.map((sh, i) => s.input(randn(sizes[i], i + 1), sh));
+  // tf.variable shares the tensor's memory: the in-place kernels must not write through to `inits`
+  const ps = inits.map((t) => tf.variable(t));
+  const opt = new AdamW(ps.map((p, i) => [`p${i}`, p]), { decay: (n) => flags[Number(n.slice(1))] === 1 });
+  const ms = ps.map((_, i) => opt.m.get(`p${i}`)!), vs = ps.map((_, i) => opt.v.get(`p${i}`)!);
   for (let t = 1; t <= 3; t++) {
-    const g = randn(35, 10 + t);
-    opt.step({ w: tf.tensor(g, shape) }, { lr: 0.01, weightDecay: 0.05 });
-    const gt = tf.tensor(g, shape);
-    adamwUpdate(b, m, v, gt, { lr: 0.01, weightDecay: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: t });
-    gt.dispose();
+    const gs = shapes.map((sh, i) => s.input(randn(sizes[i], 10 * t + i), sh));
+    const hp = { lr: 0.01, weightDecay: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: t };
+    if (fused) adamwUpdateAll(ps, ms, vs, gs, flags, hp);
+    else opt.step(Object.fromEntries(gs.map((g, i) => [`p${i}`, g.clone()])), hp);
   }
-  const e = relErr(b.dataSync(), a.dataSync());
-  assert(e < 1e-6, `adamwUpdate drifted from AdamW.step by ${e}`);
-  assertAlmostEquals(relErr(m.dataSync(), opt.m.get("w")!.dataSync()), 0, 1e-6);
-  const c = tf.tensor(randn(35, 50), shape);
-  const t0 = b.dataSync().slice(), c0 = c.dataSync();
-  emaUpdate(b, c, 0.9);
-  const got = b.dataSync();
-  for (let i = 0; i < 35; i++) assertAlmostEquals(got[i], 0.9 * t0[i] + 0.1 * c0[i], 1e-6);
-  assertThrows(() => emaUpdate(b, tf.zeros([3]), 0.9), Error, "does not match target [7,5]");
-  tf.dispose([a, b, m, v, c]);
+  const ts = ps.map((p) => tf.variable(p, false)); // shares p's memory too
+  if (fused) emaUpdateAll(ts, ps.map((p) => tf.mul(p, 2)), 0.9);
+  else ts.forEach((t, i) => t.assign(tf.add(tf.mul(t, 0.9), tf.mul(tf.mul(ps[i], 2), 0.1))));
+  const out: Outputs = {};
+  ps.forEach((p, i) => {
+    out[`p${i}`] = p.clone();
+    out[`m${i}`] = ms[i].clone();
+    out[`v${i}`] = vs[i].clone();
+    out[`t${i}`] = ts[i].clone();
+    out[`init${i}`] = inits[i].clone();
+  });
+  tf.dispose([...ps, ...ts]);
   opt.dispose();
+  return out;
+}
+
+const CASES = await backendCases();
+for (const c of CASES) {
+  for (const simd of c.cfg.name === "wasm" ? [true, false] : [true]) {
+    const what = `adamwUpdateAll and emaUpdateAll${
+      simd ? "" : " (TypeScript loops)"
+    } match AdamW.step and the EMA on cpu`;
+    Deno.test({ name: caseName(c, what), ignore: c.ignore }, async () => {
+      // tidy: the temporaries of the unfused EMA and the doubled EMA sources
+      const ref = await onCpu((s) => tf.tidy(() => updates(s, false)));
+      setSimd(simd);
+      try {
+        const got = await onBackend(c.cfg, (s) => tf.tidy(() => updates(s, true)));
+        for (const k of Object.keys(ref).filter((k) => !k.endsWith(".shape"))) {
+          const e = relErr(got[k], ref[k]);
+          assert(e < 2e-6, `${c.cfg.label} ${k}: differs from cpu AdamW.step/EMA by ${e}`);
+        }
+        for (let i = 0; i < 3; i++) {
+          assertEquals(got[`init${i}`], ref[`init${i}`], "inputs were written through");
+        }
+      } finally {
+        setSimd(true);
+      }
+    });
+  }
+}
+
+Deno.test("adamwUpdateAll and emaUpdateAll refuse mismatched lists with the sizes", async () => {
+  await setBackend("cpu", { quiet: true });
+  const p = tf.variable(tf.zeros([7, 5])), g = tf.zeros([3]);
+  const hp = { lr: 0.01, weightDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 1 };
+  assertThrows(() => adamwUpdateAll([p], [p], [p], [g], [0], hp), Error, "its gradient float32 [3]");
+  assertThrows(() => adamwUpdateAll([p], [p], [p], [g, g], [0], hp), Error, "1 parameters but 2 gradient");
+  assertThrows(() => emaUpdateAll([p], [g], 0.9), Error, "expected float32 of the same size");
+  tf.dispose([p, g]);
 });
 
 Deno.test("fused block on wasm: no leaked tensors across forward and backward", async () => {

@@ -423,9 +423,12 @@ void ij_smooth_l1_grad(const float* d, const float* dy, float* dd, int n) {
 // One AdamW step: m1 = b1 m + (1-b1) g; v1 = b2 v + (1-b2) g^2;
 // p1 = p * keep - step * m1 / (sqrt(v1) * root + eps), with keep = 1 - lr*wd, step = lr / (1 - b1^t),
 // root = 1 / sqrt(1 - b2^t).
+// b1c = 1 - b1 and b2c = 1 - b2 come from the caller in float64: 1.f - 0.999f is 1.3e-5 off 0.001,
+// a bias in every second moment that PyTorch (which rounds 1 - beta2 from a double) does not have.
 void ij_adamw(const float* p, const float* m, const float* v, const float* g, float* p1, float* m1,
-              float* v1, int n, float b1, float b2, float eps, float step, float root, float keep) {
-  const f4 B1 = SPLAT(b1), B1c = SPLAT(1.f - b1), B2 = SPLAT(b2), B2c = SPLAT(1.f - b2);
+              float* v1, int n, float b1, float b1c, float b2, float b2c, float eps, float step,
+              float root, float keep) {
+  const f4 B1 = SPLAT(b1), B1c = SPLAT(b1c), B2 = SPLAT(b2), B2c = SPLAT(b2c);
   const f4 E = SPLAT(eps), S = SPLAT(step), RT = SPLAT(root), K = SPLAT(keep);
   int i = 0;
   for (; i + 4 <= n; i += 4) {
@@ -439,8 +442,8 @@ void ij_adamw(const float* p, const float* m, const float* v, const float* g, fl
   }
   for (; i < n; i++) {
     float gi = g[i];
-    float mi = b1 * m[i] + (1.f - b1) * gi;
-    float vi = b2 * v[i] + (1.f - b2) * gi * gi;
+    float mi = b1 * m[i] + b1c * gi;
+    float vi = b2 * v[i] + b2c * gi * gi;
     m1[i] = mi;
     v1[i] = vi;
     p1[i] = p[i] * keep - step * mi / (__builtin_sqrtf(vi) * root + eps);
