@@ -3,8 +3,10 @@
  *
  * `auto` tries the fastest backend that can start here, in this order: tfjs-node-gpu and tfjs-node
  * (only when the user installed them: they cannot be installed from npm alone), WebGPU on a hardware
- * adapter, then wasm (the embedded default, which runs everywhere). A software WebGPU adapter (Mesa
- * lavapipe, llvmpipe, SwiftShader) is slower than wasm on the same CPU, so `auto` skips it; naming
+ * adapter where a timed probe finds it faster than the CPU path (lib/engine/backend_probe.ts; the
+ * verdict is remembered per adapter), then wasm (the embedded default, which runs everywhere). A
+ * software WebGPU adapter (Mesa lavapipe, llvmpipe, SwiftShader) is slower than wasm on the same
+ * CPU, so `auto` skips it without a probe (`IJEPA_GPU_PROBE=software` probes it too); naming
  * `webgpu` explicitly still uses it (CI tests the WebGPU code path that way).
  *
  * On wasm and cpu, matrix products go through a native BLAS (OpenBLAS, Accelerate) via Deno FFI when
@@ -22,6 +24,7 @@ import * as tf from "@tensorflow/tfjs";
 import { disableBlas, enableBlas } from "./blas.ts";
 import type { BlasStatus } from "./blas_library.ts";
 import { patchWasmKernels } from "./wasm_fixes.ts";
+import { cachedVerdict, describeVerdict, probeWorkload, saveVerdict } from "./backend_probe.ts";
 
 /** Names accepted by {@link setBackend}, `--backend` and `IJEPA_BACKEND`. */
 export const BACKEND_NAMES = ["auto", "tensorflow-gpu", "tensorflow", "webgpu", "wasm", "cpu"] as const;
@@ -178,6 +181,42 @@ async function startWebgpu(): Promise<string | undefined> {
   }
 }
 
+/**
+ * For `auto` on a hardware adapter: the remembered probe verdict, or a new probe (the fused block
+ * step timed on webgpu, then on wasm with BLAS unless `blas` is false). Leaves no backend promised:
+ * the caller starts the one it picks.
+ */
+async function gpuOrCpu(adapter: string, blas: boolean): Promise<{ gpu: boolean; why: string }> {
+  const known = cachedVerdict(adapter);
+  if (known) {
+    if (known.gpuMs < known.cpuMs) {
+      const why = await startWebgpu();
+      if (why) return { gpu: false, why };
+    }
+    return { gpu: known.gpuMs < known.cpuMs, why: `${adapter} was ${describeVerdict(known, true)}` };
+  }
+  const whyGpu = await startWebgpu();
+  if (whyGpu) return { gpu: false, why: whyGpu };
+  const gpuMs = await probeWorkload();
+  if (gpuMs === undefined) return { gpu: false, why: "the fused kernels do not run on it" };
+  const whyCpu = await startWasm();
+  if (whyCpu) {
+    await tf.setBackend("webgpu");
+    return { gpu: true, why: `wasm cannot start to compare (${whyCpu})` };
+  }
+  const lib = blas ? enableBlas() : undefined;
+  const cpuMs = await probeWorkload() ?? Infinity;
+  const v = {
+    gpuMs,
+    cpuMs,
+    cpuLabel: lib?.enabled ? "wasm+BLAS" : "wasm",
+    date: new Date().toISOString(),
+  };
+  saveVerdict(adapter, v);
+  if (gpuMs < cpuMs) await tf.setBackend("webgpu");
+  return { gpu: gpuMs < cpuMs, why: `${adapter} was ${describeVerdict(v, false)}` };
+}
+
 async function startWasm(): Promise<string | undefined> {
   try {
     await import("@tensorflow/tfjs-backend-wasm");
@@ -206,6 +245,7 @@ export async function setBackend(
   const skipped: string[] = [];
   let chosen: string | undefined;
   let adapter: AdapterProbe | undefined;
+  let gpuReason: string | undefined;
 
   const fail = (what: string, why: string, install: string): never => {
     throw new Error(`backend ${what} cannot start: ${why}. ${install}`);
@@ -256,14 +296,17 @@ export async function setBackend(
     if (!chosen) {
       adapter = await probeAdapter();
       if (adapter.error) skipped.push(`webgpu: ${adapter.error}`);
-      else if (adapter.software) {
+      else if (adapter.software && env("IJEPA_GPU_PROBE") !== "software") {
         skipped.push(
           `webgpu: ${adapter.description} is a software adapter, slower than wasm (--backend webgpu uses it anyway)`,
         );
       } else {
-        const why = await startWebgpu();
-        if (why) skipped.push(`webgpu: ${why}`);
-        else chosen = "webgpu";
+        // a hardware adapter: take it only where a timed probe finds it faster (lib/engine/backend_probe.ts)
+        const r = await gpuOrCpu(adapter.description!, opts.blas !== false);
+        if (r.gpu) {
+          chosen = "webgpu";
+          gpuReason = r.why;
+        } else skipped.push(`webgpu: ${r.why}`);
       }
     }
     if (!chosen) {
@@ -289,6 +332,7 @@ export async function setBackend(
   if (chosen === "webgpu" && adapter?.description) {
     parts.push(`(${adapter.description}${adapter.software ? ", software adapter" : ""})`);
   }
+  if (gpuReason) parts.push(`| ${gpuReason}`);
   if (blas) parts.push(`| BLAS ${blas.enabled ? "on: " + blas.reason : blas.reason}`);
   if (requested === "auto" && skipped.length) parts.push(`| skipped ${groupReasons(skipped).join("; ")}`);
   const line = parts.join(" ");

@@ -39,9 +39,6 @@ export type Uniform = ["i32" | "u32" | "f32", number];
 
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
-/** Dispatches and copies recorded here since the start (the bench reads differences). */
-export const gpuCounters = { dispatches: 0, copies: 0 };
-
 /** The GPU buffer holding `t` (uploaded first if its values are still on the CPU). */
 export function gpuBuffer(be: WebGpuLike, t: tf.TensorInfo): GPUBuffer {
   be.uploadToGPU(t.dataId);
@@ -115,7 +112,6 @@ export function gpuDispatch(
   be.computePassEncoder.setPipeline(p);
   be.computePassEncoder.setBindGroup(0, bindGroup);
   be.computePassEncoder.dispatchWorkgroups(...workgroups);
-  gpuCounters.dispatches++;
   if (++be.dispatchCountInPass >= SUBMIT_EVERY) {
     be.endComputePassEncoder();
     be.submitQueue();
@@ -138,7 +134,6 @@ export function gpuCopy(
   be.ensureCommandEncoderReady();
   be.endComputePassEncoder();
   be.commandEncoder!.copyBufferToBuffer(s, srcOffset, d, dstOffset, bytes);
-  gpuCounters.copies++;
 }
 
 /** Workgroups of `size` threads to cover n items, split over y when x would pass the 65535 limit. */

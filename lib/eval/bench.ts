@@ -17,6 +17,7 @@ import { simdActive } from "../engine/fused_simd.ts";
 import { IJEPA } from "../model/ijepa.ts";
 import { benchMasker, createMasker, type MaskBatch, maskPreset } from "../masks/mod.ts";
 import { Rng } from "../engine/rng.ts";
+import { watchWebGpu, type WebGpuTraffic, webGpuTraffic } from "../engine/webgpu_traffic.ts";
 import {
   type BackendResult,
   type BenchBackend,
@@ -100,7 +101,14 @@ async function trainStepRow(
 async function profileStep(
   o: BenchOptions,
   masks: MaskBatch,
-): Promise<{ peakBytes: number; kernels: { name: string; ms: number; calls: number }[]; calls: number }> {
+): Promise<
+  {
+    peakBytes: number;
+    kernels: { name: string; ms: number; calls: number }[];
+    calls: number;
+    gpu?: WebGpuTraffic;
+  }
+> {
   const model = new IJEPA("quick", { seed: o.seed, overrides: REFERENCE_OVERRIDES });
   const opt = new AdamW(model.namedTrainable());
   const images = randomImages(o.batch, model.cfg, o.seed + 1);
@@ -113,7 +121,18 @@ async function profileStep(
       model.updateTarget(0.996);
     };
     await step(); // warm
+    const counting = watchWebGpu();
+    const before = webGpuTraffic();
     const p = await tf.profile(step);
+    const after = webGpuTraffic();
+    const gpu = counting
+      ? {
+        dispatches: after.dispatches - before.dispatches,
+        copies: after.copies - before.copies,
+        bytesUp: after.bytesUp - before.bytesUp,
+        bytesDown: after.bytesDown - before.bytesDown,
+      }
+      : undefined;
     const agg = new Map<string, { ms: number; calls: number }>();
     for (const k of p.kernels) {
       // customGrad forwards show up as an "unnamed scope" holding the kernels listed on their own
@@ -126,7 +145,7 @@ async function profileStep(
     const kernels = [...agg].map(([name, a]) => ({ name, ms: a.ms, calls: a.calls }))
       .sort((a, b) => b.ms - a.ms);
     const calls = kernels.reduce((s, k) => s + k.calls, 0);
-    return { peakBytes: p.peakBytes, kernels, calls };
+    return { peakBytes: p.peakBytes, kernels, calls, gpu };
   } finally {
     images.dispose();
     opt.dispose();
@@ -142,9 +161,13 @@ async function benchBackend(o: BenchOptions, b: BenchBackend, masks: MaskBatch[]
     if (b.blas && !info.blas?.enabled) {
       return { label: b.label, line: "", peakRssBytes: 0, skipped: `BLAS is off here: ${info.blas?.reason}` };
     }
-    const kernels = fusedEnabled()
-      ? (simdActive() ? "fused kernels (wasm SIMD)" : "fused kernels (TypeScript)")
-      : "tfjs kernels";
+    const kernels = !fusedEnabled()
+      ? "tfjs kernels"
+      : b.name === "webgpu"
+      ? "fused kernels (WGSL)"
+      : simdActive()
+      ? "fused kernels (wasm SIMD)"
+      : "fused kernels (TypeScript)";
     line = `${info.line} | ${kernels}`;
   } catch (e) {
     return { label: b.label, line: "", peakRssBytes: 0, skipped: (e as Error).message.split("\n")[0] };
@@ -193,6 +216,7 @@ async function benchBackend(o: BenchOptions, b: BenchBackend, masks: MaskBatch[]
     const p = await profileStep(o, masks[o.warmup % masks.length]);
     res.peakTfjsBytes = p.peakBytes;
     res.kernelCalls = p.calls;
+    res.gpuTraffic = p.gpu;
     res.topKernels = p.kernels.slice(0, 12);
   }
   sampleRss();

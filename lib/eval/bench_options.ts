@@ -12,6 +12,7 @@
  * @module
  */
 import type { ModelConfig } from "../model/config.ts";
+import type { WebGpuTraffic } from "../engine/webgpu_traffic.ts";
 
 /**
  * The `reference` row's model: the `quick` preset with the official objective, as
@@ -175,6 +176,8 @@ export interface BackendResult {
   peakRssBytes: number;
   peakTfjsBytes?: number;
   kernelCalls?: number;
+  /** webgpu only: dispatches, buffer copies and bytes up and down in the profiled step. */
+  gpuTraffic?: WebGpuTraffic;
   topKernels?: { name: string; ms: number; calls: number }[];
   /** Why this backend did not run, when it did not. */
   skipped?: string;

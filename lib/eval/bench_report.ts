@@ -53,6 +53,18 @@ export function formatReport(r: BenchResult, prev?: BenchResult): string {
       (b) => fix(b.peakTfjsBytes !== undefined ? b.peakTfjsBytes / MiB : undefined, 0),
     ],
     ["kernel calls per step", (b) => (b.kernelCalls !== undefined ? String(b.kernelCalls) : "-")],
+    [
+      "  GPU dispatches / copies",
+      (b) => (b.gpuTraffic ? `${b.gpuTraffic.dispatches} / ${b.gpuTraffic.copies}` : "-"),
+    ],
+    [
+      "  GPU MiB up / read back",
+      (
+        b,
+      ) => (b.gpuTraffic
+        ? `${fix(b.gpuTraffic.bytesUp / MiB, 1)} / ${fix(b.gpuTraffic.bytesDown / MiB, 3)}`
+        : "-"),
+    ],
   ];
   const w0 = Math.max(...rows.map(([n]) => n.length)) + 2;
   const cell = (b: BackendResult, f: (b: BackendResult) => string) => {
