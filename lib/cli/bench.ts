@@ -28,6 +28,7 @@
  * deno task bench                      # wasm with and without BLAS
  * deno task bench --backend wasm+blas --vs-torch --runs 7
  * deno task bench --backend wasm+blas --vs-torch --official ../ijepa   # also the official modules
+ * deno task bench --backend webgpu --rows reference --vs-torch --device cuda  # against PyTorch CUDA
  * deno task bench --quick --json
  * ```
  *
@@ -68,6 +69,11 @@ const SPEC: CliSpec = {
     json: { type: "bool", help: "print one JSON line instead of a table" },
     "vs-torch": { type: "bool", help: "also time tests/reference/ijepa_step.py on the same masks" },
     python: { type: "string", default: BENCH_DEFAULTS.python, help: "python with torch, for --vs-torch" },
+    device: {
+      type: "string",
+      default: "cpu",
+      help: "with --vs-torch: where PyTorch runs, cpu (each BLAS setup) or cuda (fp32 and bf16 autocast)",
+    },
     official: {
       type: "string",
       help: "with --vs-torch: a facebookresearch/ijepa checkout whose own modules are timed too",
@@ -91,6 +97,7 @@ function parse(args: string[]): BenchOptions {
       json: Boolean(f.json),
       vsTorch: Boolean(f["vs-torch"]),
       python: f.python as string,
+      device: f.device as string,
       official: f.official as string | undefined,
       profile: Boolean(f.profile),
       out: f.out as string,

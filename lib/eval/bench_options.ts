@@ -63,6 +63,8 @@ export interface BenchOptions {
   json: boolean;
   vsTorch: boolean;
   python: string;
+  /** Where PyTorch runs for `--vs-torch`: the CPU (its BLAS setups) or CUDA (fp32 and bf16 autocast). */
+  device: "cpu" | "cuda";
   /** A facebookresearch/ijepa checkout, for `--official`. */
   official?: string;
   profile: boolean;
@@ -83,6 +85,7 @@ export interface BenchInput {
   json?: boolean;
   vsTorch?: boolean;
   python?: string;
+  device?: string;
   official?: string;
   profile?: boolean;
   out?: string;
@@ -125,10 +128,18 @@ export function benchOptions(input: BenchInput): BenchOptions {
     json: Boolean(input.json),
     vsTorch,
     python: input.python ?? BENCH_DEFAULTS.python,
+    device: torchDevice(input.device, vsTorch),
     official: officialDir(input.official, vsTorch),
     profile: input.profile ?? true,
     out: quick ? "" : input.out ?? BENCH_DEFAULTS.out,
   };
+}
+
+function torchDevice(d: string | undefined, vsTorch: boolean): "cpu" | "cuda" {
+  if (d === undefined || d === "cpu") return "cpu";
+  if (d !== "cuda") throw new Error(`bench: --device expects cpu or cuda, got "${d}"`);
+  if (!vsTorch) throw new Error("bench: --device cuda needs --vs-torch (it says where PyTorch runs)");
+  return "cuda";
 }
 
 function officialDir(dir: string | undefined, vsTorch: boolean): string | undefined {
@@ -202,6 +213,9 @@ export interface TorchResult {
 export interface TorchSetup {
   name: string;
   env: Record<string, string>;
+  /** CUDA instead of the CPU, optionally with bf16 autocast (as the official code trains). */
+  device?: "cuda";
+  autocast?: "bf16";
 }
 
 /** The whole result, as saved to `.bench/last.json` and printed by `--json`. */

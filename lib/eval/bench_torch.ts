@@ -114,6 +114,8 @@ async function runTorch(o: BenchOptions, masks: MaskBatch[], run: TorchRun): Pro
     warmup: run.warmup,
     runs: run.runs,
     masks: masks.map(masksJson),
+    device: run.setup.device ?? "cpu",
+    autocast: run.setup.autocast ?? null,
   };
   const file = await Deno.makeTempFile({ prefix: "ijepa-bench-masks-", suffix: ".json" });
   try {
@@ -156,7 +158,8 @@ async function runTorch(o: BenchOptions, masks: MaskBatch[], run: TorchRun): Pro
 }
 
 /**
- * PyTorch at its best here: every setup of {@link torchSetups} gets the full run (its first steps
+ * PyTorch at its best here: every setup of {@link torchSetups} (with `--device cuda`: fp32 and bf16
+ * autocast on CUDA) gets the full run (its first steps
  * run 2-3x slower than later ones, so short trial runs picked badly), the fastest is the peer; with
  * `--official`, the official modules run on that setup.
  */
@@ -167,7 +170,15 @@ export async function benchTorch(
   const tried: { setup: string; medianMs: number }[] = [];
   let best: TorchResult | undefined;
   let bestSetup: TorchSetup | undefined;
-  for (const setup of torchSetups(navigator.hardwareConcurrency || 2)) {
+  const setups: TorchSetup[] = o.device === "cuda"
+    ? [{ name: "CUDA fp32", env: {}, device: "cuda" }, {
+      name: "CUDA bf16 autocast",
+      env: {},
+      device: "cuda",
+      autocast: "bf16",
+    }]
+    : torchSetups(navigator.hardwareConcurrency || 2);
+  for (const setup of setups) {
     const t = await runTorch(o, masks, { setup, warmup: o.warmup, runs: o.runs });
     tried.push({ setup: setup.name, medianMs: t.medianMs });
     if (!best || t.medianMs < best.medianMs) [best, bestSetup] = [t, setup];

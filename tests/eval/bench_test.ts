@@ -2,7 +2,7 @@
 // (lib/eval/bench_torch.ts); tests/cli/bench_test.ts runs the task itself.
 import { assert, assertEquals, assertThrows } from "../_assert.ts";
 import { benchOptions } from "../../lib/eval/bench_options.ts";
-import { torchSetups } from "../../lib/eval/bench_torch.ts";
+import { torchAvailable, torchSetups } from "../../lib/eval/bench_torch.ts";
 
 Deno.test("bench: unknown backends and rows are errors that list the known ones", () => {
   assertThrows(
@@ -59,4 +59,36 @@ Deno.test("bench: --vs-torch tries each OpenBLAS build here, unless the environm
     Error,
     "expects a checkout of facebookresearch/ijepa",
   );
+});
+
+Deno.test("bench: --device says where PyTorch runs; cuda needs --vs-torch", () => {
+  assertEquals(benchOptions({}).device, "cpu");
+  assertEquals(benchOptions({ vsTorch: true, device: "cuda" }).device, "cuda");
+  assertThrows(() => benchOptions({ device: "cuda" }), Error, "--device cuda needs --vs-torch");
+  assertThrows(() => benchOptions({ vsTorch: true, device: "tpu" }), Error, 'expects cpu or cuda, got "tpu"');
+});
+
+const TORCH = await torchAvailable("/usr/bin/python3");
+const CUDA = TORCH ? undefined : await new Deno.Command("/usr/bin/python3", {
+  args: ["-c", "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)"],
+}).output().then((r) => r.code);
+
+Deno.test({
+  name: `bench: the PyTorch reference asked for CUDA where torch sees none exits with a clear message${
+    TORCH ? ` (ignored: ${TORCH})` : CUDA !== 3 ? " (ignored: this machine has CUDA)" : ""
+  }`,
+  ignore: TORCH !== undefined || CUDA !== 3,
+  async fn() {
+    const spec = await Deno.makeTempFile({ suffix: ".json" });
+    try {
+      await Deno.writeTextFile(spec, JSON.stringify({ config: {}, batch: 1, masks: [], device: "cuda" }));
+      const script = new URL("../reference/ijepa_step.py", import.meta.url).pathname;
+      const r = await new Deno.Command("/usr/bin/python3", { args: [script, spec], stderr: "piped" }).output();
+      const err = new TextDecoder().decode(r.stderr);
+      assert(!r.success, "must fail without CUDA");
+      assert(err.includes("expected a CUDA device (--device cuda), but torch"), err);
+    } finally {
+      await Deno.remove(spec);
+    }
+  },
 });

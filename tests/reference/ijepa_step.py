@@ -5,7 +5,8 @@ Written from the paper (Assran et al., CVPR 2023) and the shapes of the official
 sees the context tokens plus one mask token per target patch (each target block in its own
 sequence, the context repeated per block), an EMA target encoder on the whole image whose output
 is layer-normalised (no affine) and then gathered, smooth-L1 loss, AdamW (no weight decay on biases
-and 1-D parameters), EMA update. float32 on the CPU (the official code's bf16 autocast is for GPUs).
+and 1-D parameters), EMA update. float32 on the CPU; on CUDA ("device": "cuda") float32, or bf16
+autocast as the official code trains ("autocast": "bf16").
 
 The masks are not drawn here: the bench writes the batches of masks its own masker drew to a JSON
 file, so both sides process exactly the same tokens.
@@ -13,7 +14,7 @@ file, so both sides process exactly the same tokens.
 Input (JSON, path as the only argument):
   {"config": {"image": 28, "patch": 4, "channels": 1, "width": 192, "depth": 6, "heads": 3,
               "mlp": 768, "pred_width": 96, "pred_depth": 4, "pred_heads": 3, "eps": 1e-6},
-   "batch": 64, "threads": 2, "warmup": 2, "runs": 5,
+   "batch": 64, "threads": 2, "warmup": 2, "runs": 5, "device": "cpu", "autocast": null,
    "masks": [{"context": [[...Lc indices] x B], "targets": [[[...Lt] x B] x M]}, ...]}
 Output: one JSON line on stdout: median_ms, img_per_s, step_ms (every timed step), peak_rss_bytes,
 context_len / target_len per timed step, torch version and threads, and the BLAS / OpenMP libraries
@@ -22,6 +23,7 @@ this process actually mapped (from /proc/self/maps, so a LD_LIBRARY_PATH overrid
 tests/reference/official_step.py times the official modules on the same input with `time_steps`.
 """
 
+import contextlib
 import json
 import sys
 import time
@@ -83,6 +85,25 @@ def time_steps(step, batches, spec: dict, B: int) -> dict:
         "threads": torch.get_num_threads(),
         "libraries": loaded_libraries(),
     }
+
+
+def device_of(spec: dict) -> torch.device:
+    """The spec's device ("cpu" or "cuda"); a clear exit when CUDA is asked for and absent."""
+    name = spec.get("device", "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        sys.exit(f"expected a CUDA device (--device cuda), but torch {torch.__version__} sees none")
+    if name not in ("cpu", "cuda"):
+        sys.exit(f"expected device cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def autocast_of(spec: dict, device: torch.device):
+    """bf16 autocast on CUDA when the spec asks for it, else a context that does nothing."""
+    if spec.get("autocast") == "bf16":
+        if device.type != "cuda":
+            sys.exit("bf16 autocast is timed on CUDA only")
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def read_masks(spec: dict) -> list:
@@ -214,11 +235,12 @@ def main() -> None:
     torch.set_num_threads(int(spec.get("threads", 2)))
     torch.manual_seed(0)
     B = int(spec["batch"])
-    encoder = Encoder(c)
-    predictor = Predictor(c)
+    dev = device_of(spec)
+    encoder = Encoder(c).to(dev)
+    predictor = Predictor(c).to(dev)
     encoder.apply(init_weights)
     predictor.apply(init_weights)
-    target = Encoder(c)
+    target = Encoder(c).to(dev)
     target.load_state_dict(encoder.state_dict())
     for p in target.parameters():
         p.requires_grad = False
@@ -227,17 +249,19 @@ def main() -> None:
         for n, p in m.named_parameters():
             (no_decay if n.endswith("bias") or p.ndim == 1 else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay}, {"params": no_decay, "weight_decay": 0}], lr=1e-4, weight_decay=0.04)
-    images = torch.randn(B, c["channels"], c["image"], c["image"])
-    batches = read_masks(spec)  # (context [B, Lc], targets [M, B, Lt])
+    images = torch.randn(B, c["channels"], c["image"], c["image"]).to(dev)
+    batches = [(a.to(dev), b.to(dev)) for a, b in read_masks(spec)]  # (context [B, Lc], targets [M, B, Lt])
+    cast = autocast_of(spec, dev)
 
     def step(ctx: torch.Tensor, tgt: torch.Tensor) -> float:
         patches = patchify(images, c["patch"])
         M, _, Lt = tgt.shape
-        with torch.no_grad():
-            h = F.layer_norm(target(patches), (c["width"],))
-            h = torch.cat([gather_tokens(h, tgt[m]) for m in range(M)], dim=0)  # [M*B, Lt, D]
-        z = predictor(encoder(patches, ctx), ctx, tgt)
-        loss = F.smooth_l1_loss(z, h)
+        with cast:
+            with torch.no_grad():
+                h = F.layer_norm(target(patches), (c["width"],))
+                h = torch.cat([gather_tokens(h, tgt[m]) for m in range(M)], dim=0)  # [M*B, Lt, D]
+            z = predictor(encoder(patches, ctx), ctx, tgt)
+            loss = F.smooth_l1_loss(z.float(), h.float())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -245,9 +269,9 @@ def main() -> None:
             m = 0.996
             for q, k in zip(encoder.parameters(), target.parameters()):
                 k.mul_(m).add_((1.0 - m) * q.detach())
-        return float(loss)
+        return float(loss)  # waits for the GPU, so the step time is the work's
 
-    print(json.dumps(time_steps(step, batches, spec, B)))
+    print(json.dumps({**time_steps(step, batches, spec, B), "device": str(dev), "autocast": spec.get("autocast")}))
 
 
 if __name__ == "__main__":

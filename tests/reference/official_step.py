@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ijepa_step import read_masks, time_steps
+from ijepa_step import autocast_of, device_of, read_masks, time_steps
 
 
 def main() -> None:
@@ -53,6 +53,8 @@ def main() -> None:
         num_patches=grid * grid, embed_dim=c["width"], predictor_embed_dim=c["pred_width"],
         depth=c["pred_depth"], num_heads=c["pred_heads"],
     )
+    dev = device_of(spec)
+    encoder, predictor = encoder.to(dev), predictor.to(dev)
     target = copy.deepcopy(encoder)
     for p in target.parameters():
         p.requires_grad = False
@@ -65,19 +67,21 @@ def main() -> None:
             "WD_exclude": True, "weight_decay": 0,
         })
     opt = torch.optim.AdamW(groups, lr=1e-4, weight_decay=0.04)
-    images = torch.randn(B, c["channels"], c["image"], c["image"])  # NCHW, as the official loader
-    batches = read_masks(spec)  # (context [B, Lc], targets [M, B, Lt])
+    images = torch.randn(B, c["channels"], c["image"], c["image"]).to(dev)  # NCHW, as the official loader
+    batches = [(a.to(dev), b.to(dev)) for a, b in read_masks(spec)]  # (context [B, Lc], targets [M, B, Lt])
+    cast = autocast_of(spec, dev)
 
     def step(ctx: torch.Tensor, tgt: torch.Tensor) -> float:
         masks_enc = [ctx]
         masks_pred = [tgt[m] for m in range(tgt.shape[0])]
-        with torch.no_grad():
-            h = target(images)
-            h = F.layer_norm(h, (h.size(-1),))
-            h = apply_masks(h, masks_pred)
-            h = repeat_interleave_batch(h, B, repeat=len(masks_enc))
-        z = predictor(encoder(images, masks_enc), masks_enc, masks_pred)
-        loss = F.smooth_l1_loss(z, h)
+        with cast:
+            with torch.no_grad():
+                h = target(images)
+                h = F.layer_norm(h, (h.size(-1),))
+                h = apply_masks(h, masks_pred)
+                h = repeat_interleave_batch(h, B, repeat=len(masks_enc))
+            z = predictor(encoder(images, masks_enc), masks_enc, masks_pred)
+            loss = F.smooth_l1_loss(z.float(), h.float())
         loss.backward()
         opt.step()
         opt.zero_grad()
@@ -87,7 +91,9 @@ def main() -> None:
                 k.data.mul_(m).add_((1.0 - m) * q.detach().data)
         return float(loss)
 
-    print(json.dumps({**time_steps(step, batches, spec, B), "modules": "official"}))
+    print(json.dumps({
+        **time_steps(step, batches, spec, B), "modules": "official", "device": str(dev), "autocast": spec.get("autocast"),
+    }))
 
 
 if __name__ == "__main__":
