@@ -83,7 +83,8 @@ Deno.test({
     try {
       await Deno.writeTextFile(spec, JSON.stringify({ config: {}, batch: 1, masks: [], device: "cuda" }));
       const script = new URL("../reference/ijepa_step.py", import.meta.url).pathname;
-      const r = await new Deno.Command("/usr/bin/python3", { args: [script, spec], stderr: "piped" }).output();
+      const r = await new Deno.Command("/usr/bin/python3", { args: [script, spec], stderr: "piped" })
+        .output();
       const err = new TextDecoder().decode(r.stderr);
       assert(!r.success, "must fail without CUDA");
       assert(err.includes("expected a CUDA device (--device cuda), but torch"), err);
