@@ -40,6 +40,7 @@ import {
   BENCH_BACKENDS,
   BENCH_DEFAULTS,
   BENCH_ROWS,
+  BENCH_SHAPES,
   type BenchOptions,
   benchOptions,
 } from "../eval/bench_options.ts";
@@ -60,6 +61,11 @@ const SPEC: CliSpec = {
       type: "string",
       default: BENCH_DEFAULTS.rows,
       help: `comma-separated rows: ${BENCH_ROWS.join(", ")}`,
+    },
+    shapes: {
+      type: "string",
+      default: "",
+      help: `comma-separated extra train-step shapes: ${BENCH_SHAPES.join(", ")} (224 px; slow on a CPU)`,
     },
     batch: { type: "int", help: "images per batch (default 64; 4 with --quick)" },
     runs: { type: "int", help: "timed runs per row, median reported (default 5; 2 with --quick)" },
@@ -89,6 +95,7 @@ function parse(args: string[]): BenchOptions {
     benchOptions({
       backend: f.backend as string,
       rows: f.rows as string,
+      shapes: f.shapes as string,
       batch: f.batch as number | undefined,
       runs: f.runs as number | undefined,
       warmup: f.warmup as number | undefined,

@@ -23,6 +23,7 @@ import {
   type BenchBackend,
   type BenchOptions,
   type BenchResult,
+  type BenchShape,
   REFERENCE_OVERRIDES,
   type StepRow,
   type Timing,
@@ -193,6 +194,10 @@ async function benchBackend(o: BenchOptions, b: BenchBackend, masks: MaskBatch[]
   if (o.rows.includes("reference")) {
     res.reference = await trainStepRow(o, "quick", REFERENCE_OVERRIDES, masks);
   }
+  for (const shape of o.shapes) {
+    res.shapes ??= {};
+    res.shapes[shape] = await trainStepRow(o, shape, {}, shapeMasks(o, shape));
+  }
   if (o.rows.includes("probe")) {
     const model = new IJEPA("quick", { seed: o.seed, overrides: REFERENCE_OVERRIDES });
     const n = o.batch * 2;
@@ -224,8 +229,15 @@ async function benchBackend(o: BenchOptions, b: BenchBackend, masks: MaskBatch[]
   return res;
 }
 
-function drawMasks(o: BenchOptions, count: number, seed: number): MaskBatch[] {
-  const masker = createMasker(maskPreset(7, 7));
+/** The masks of a `--shapes` row: the paper's, on that shape's patch grid (the same on both sides). */
+export function shapeMasks(o: BenchOptions, shape: BenchShape): MaskBatch[] {
+  const cfg = modelConfig(shape);
+  const g = cfg.imageSize / cfg.patchSize;
+  return drawMasks(o, o.warmup + o.runs, o.seed + 11, g);
+}
+
+function drawMasks(o: BenchOptions, count: number, seed: number, grid = 7): MaskBatch[] {
+  const masker = createMasker(maskPreset(grid, grid));
   const rng = new Rng(seed);
   return Array.from({ length: count }, () => masker.sample(rng, o.batch));
 }
@@ -254,9 +266,14 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     const why = await torchAvailable(o.python);
     if (why) result.torchSkipped = why;
     else {
-      const t = await benchTorch(o, masks);
+      const t = await benchTorch(o, masks, shapeMasks);
       const ours = result.backends.find((b) => b.reference)?.reference;
       result.torch = { ...t, ratio: ours ? ours.perSecond / t.perSecond : NaN };
+      for (const [shape, ts] of Object.entries(t.shapes ?? {})) {
+        const mine = result.backends.find((b) => b.shapes?.[shape as BenchShape])?.shapes
+          ?.[shape as BenchShape];
+        ts.ratio = mine ? mine.perSecond / ts.perSecond : NaN;
+      }
     }
   }
   result.machine.loadAvg![1] = loadAvg();

@@ -42,6 +42,14 @@ export const BENCH_ROWS = ["masker", "encoder", "tiny", "reference", "probe"] as
 /** One of {@link BENCH_ROWS}. */
 export type BenchRow = typeof BENCH_ROWS[number];
 
+/**
+ * Train-step shapes beyond the reference row (`--shapes`): the official ViT-S/16 and ViT-B/16 at
+ * 224 px (14x14 patches, 3 channels), the shapes a GPU is measured on.
+ */
+export const BENCH_SHAPES = ["vit_small16", "vit_base16"] as const;
+/** One of {@link BENCH_SHAPES}. */
+export type BenchShape = typeof BENCH_SHAPES[number];
+
 /** The bench's defaults, as the command line shows them. */
 export const BENCH_DEFAULTS = {
   backend: "wasm+blas,wasm",
@@ -55,6 +63,8 @@ export const BENCH_DEFAULTS = {
 export interface BenchOptions {
   backends: BenchBackend[];
   rows: BenchRow[];
+  /** Extra train-step shapes ({@link BENCH_SHAPES}); none by default. */
+  shapes: BenchShape[];
   batch: number;
   runs: number;
   warmup: number;
@@ -77,6 +87,8 @@ export interface BenchInput {
   backend?: string;
   /** Comma list of {@link BENCH_ROWS}. */
   rows?: string;
+  /** Comma list of {@link BENCH_SHAPES}. */
+  shapes?: string;
   batch?: number;
   runs?: number;
   warmup?: number;
@@ -110,6 +122,12 @@ export function benchOptions(input: BenchInput): BenchOptions {
     }
     return r as BenchRow;
   });
+  const shapes = list(input.shapes ?? "").map((r) => {
+    if (!(BENCH_SHAPES as readonly string[]).includes(r)) {
+      throw new Error(`bench: unknown shape "${r}"; expected ${BENCH_SHAPES.join(", ")}`);
+    }
+    return r as BenchShape;
+  });
   const quick = Boolean(input.quick);
   const int = (name: string, v: number | undefined, dflt: number, min: number) => {
     const n = v ?? dflt;
@@ -120,6 +138,7 @@ export function benchOptions(input: BenchInput): BenchOptions {
   return {
     backends,
     rows,
+    shapes,
     batch: int("batch", input.batch, quick ? 4 : 64, 1),
     runs: int("runs", input.runs, quick ? 2 : 5, 1),
     warmup: int("warmup", input.warmup, quick ? 1 : 2, 0),
@@ -183,6 +202,8 @@ export interface BackendResult {
   encoder?: Timing;
   tiny?: StepRow;
   reference?: StepRow;
+  /** The `--shapes` train steps, by shape. */
+  shapes?: Partial<Record<BenchShape, StepRow>>;
   probe?: Timing;
   peakRssBytes: number;
   peakTfjsBytes?: number;
@@ -231,6 +252,8 @@ export interface BenchResult {
     ratio: number;
     tried: { setup: string; medianMs: number }[];
     official?: TorchResult;
+    /** The `--shapes` steps on PyTorch (its fastest setup for each), with ours / PyTorch in img/s. */
+    shapes?: Partial<Record<BenchShape, TorchResult & { ratio: number }>>;
   };
   torchSkipped?: string;
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { BackendResult, BenchResult, Tokens } from "./bench_options.ts";
+import { type BackendResult, BENCH_SHAPES, type BenchResult, type Tokens } from "./bench_options.ts";
 
 const GiB = 2 ** 30, MiB = 2 ** 20;
 const fix = (x: number | undefined, d = 1) => (x === undefined || !Number.isFinite(x) ? "-" : x.toFixed(d));
@@ -46,6 +46,12 @@ export function formatReport(r: BenchResult, prev?: BenchResult): string {
     ["train step img/s, reference", (b) => fix(b.reference?.perSecond)],
     ["  ms per reference step", (b) => fix(b.reference?.medianMs, 0)],
     ["  tokens: context / target", (b) => (b.reference ? avgTokens(b.reference.tokens) : "-")],
+    ...BENCH_SHAPES.filter((sh) => cols.some((b) => b.shapes?.[sh])).flatMap((
+      sh,
+    ): [string, (b: BackendResult) => string][] => [
+      [`train step img/s, ${sh}`, (b) => fix(b.shapes?.[sh]?.perSecond)],
+      [`  ms per ${sh} step`, (b) => fix(b.shapes?.[sh]?.medianMs, 0)],
+    ]),
     ["probe features img/s", (b) => fix(b.probe?.perSecond)],
     ["peak RSS GiB", (b) => fix(b.peakRssBytes / GiB, 2)],
     [
@@ -117,6 +123,12 @@ export function formatReport(r: BenchResult, prev?: BenchResult): string {
       lines.push(
         `ours (${cols[0].label}) / PyTorch: ${fix(r.torch.ratio, 2)}x img/s on the same masks ` +
           `(tokens ours ${avgTokens(ours.tokens)}, PyTorch ${avgTokens(r.torch.tokens)})`,
+      );
+    }
+    for (const [sh, t] of Object.entries(r.torch.shapes ?? {})) {
+      lines.push(
+        `PyTorch ${sh} (${t.setup}): ${fix(t.medianMs, 0)} ms per step, tokens ${avgTokens(t.tokens)}; ` +
+          `ours (${cols[0]?.label}) / PyTorch ${fix(t.ratio, 2)}x img/s`,
       );
     }
   } else if (r.torchSkipped) lines.push(`PyTorch: skipped (${r.torchSkipped})`);

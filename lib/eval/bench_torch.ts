@@ -7,7 +7,7 @@
  */
 import { modelConfig } from "../model/config.ts";
 import type { MaskBatch } from "../masks/mod.ts";
-import type { BenchOptions, BenchResult, TorchResult, TorchSetup } from "./bench_options.ts";
+import type { BenchOptions, BenchResult, BenchShape, TorchResult, TorchSetup } from "./bench_options.ts";
 
 /**
  * The ways of running PyTorch worth trying on this machine, so that the comparison is against
@@ -91,10 +91,12 @@ interface TorchRun {
   runs: number;
   /** Time the official modules (official_step.py, given the checkout) instead of ijepa_step.py. */
   official?: string;
+  /** The model's preset: the reference row's `quick` unless a `--shapes` row. */
+  preset?: string;
 }
 
 async function runTorch(o: BenchOptions, masks: MaskBatch[], run: TorchRun): Promise<TorchResult> {
-  const cfg = modelConfig("quick");
+  const cfg = modelConfig(run.preset ?? "quick");
   const spec = {
     config: {
       image: cfg.imageSize,
@@ -166,6 +168,7 @@ async function runTorch(o: BenchOptions, masks: MaskBatch[], run: TorchRun): Pro
 export async function benchTorch(
   o: BenchOptions,
   masks: MaskBatch[],
+  shapeMasks: (o: BenchOptions, shape: BenchShape) => MaskBatch[] = () => [],
 ): Promise<NonNullable<BenchResult["torch"]>> {
   const tried: { setup: string; medianMs: number }[] = [];
   let best: TorchResult | undefined;
@@ -186,5 +189,21 @@ export async function benchTorch(
   const official = o.official
     ? await runTorch(o, masks, { setup: bestSetup!, warmup: o.warmup, runs: o.runs, official: o.official })
     : undefined;
-  return { ...best!, ratio: NaN, tried: tried.length > 1 ? tried : [], official };
+  // the extra shapes: on CUDA both precisions (which wins depends on the shape), on the CPU the
+  // setup that won the reference row (trying all eight at 224 px would take many minutes)
+  const shapes: Partial<Record<BenchShape, TorchResult & { ratio: number }>> = {};
+  for (const shape of o.shapes) {
+    let top: TorchResult | undefined;
+    for (const setup of o.device === "cuda" ? setups : [bestSetup!]) {
+      const t = await runTorch(o, shapeMasks(o, shape), {
+        setup,
+        warmup: o.warmup,
+        runs: o.runs,
+        preset: shape,
+      });
+      if (!top || t.medianMs < top.medianMs) top = t;
+    }
+    shapes[shape] = { ...top!, ratio: NaN };
+  }
+  return { ...best!, ratio: NaN, tried: tried.length > 1 ? tried : [], official, shapes };
 }

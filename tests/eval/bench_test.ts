@@ -93,3 +93,13 @@ Deno.test({
     }
   },
 });
+
+Deno.test("bench: --shapes adds the official ViT shapes; an unknown one is an error listing them", () => {
+  assertEquals(benchOptions({}).shapes, []);
+  assertEquals(benchOptions({ shapes: "vit_small16, vit_base16" }).shapes, ["vit_small16", "vit_base16"]);
+  assertThrows(
+    () => benchOptions({ shapes: "vit_huge14" }),
+    Error,
+    'unknown shape "vit_huge14"; expected vit_small16',
+  );
+});
