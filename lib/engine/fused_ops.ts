@@ -31,7 +31,14 @@ export type GradArgs = (tf.Tensor | tf.GradSaveFunc)[];
 
 function rows2d(x: tf.Tensor): tf.Tensor2D {
   const d = x.shape[x.rank - 1];
-  return x.reshape([-1, d]) as tf.Tensor2D;
+  return (x.rank === 2 ? x : x.reshape([-1, d])) as tf.Tensor2D;
+}
+
+/** x in `shape`: itself when it has it already (a reshape is a kernel call even when it changes nothing). */
+function shaped<T extends tf.Tensor>(x: tf.Tensor, shape: number[]): T {
+  return (x.shape.length === shape.length && x.shape.every((n, i) => n === shape[i])
+    ? x
+    : x.reshape(shape)) as T;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -75,7 +82,7 @@ export function fusedLayerNorm(
     const gVar = affine && gamma instanceof tf.Variable;
     save(affine && !gVar ? [x2, stats, g!] : [x2, stats]);
     return {
-      value: y.reshape(xx.shape),
+      value: shaped(y, xx.shape),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
         tf.tidy(() => {
           const [sx, st] = saved;
@@ -86,7 +93,7 @@ export function fusedLayerNorm(
             stats: st,
             gamma: sg,
           }) as tf.Tensor[];
-          return affine ? [dx.reshape(xx.shape), dg, db] : [dx.reshape(xx.shape)];
+          return affine ? [shaped(dx, xx.shape), dg, db] : [shaped(dx, xx.shape)];
         }),
     };
   });
@@ -115,7 +122,7 @@ export function fusedGelu(x: tf.Tensor, bias?: tf.Tensor1D): tf.Tensor {
     const b = bias ? args[1] as tf.Tensor : undefined;
     save(b ? [u, b] : [u]);
     return {
-      value: (runFused("IjBiasGelu", { u, bias: b }) as tf.Tensor).reshape(x.shape),
+      value: shaped(runFused("IjBiasGelu", { u, bias: b }) as tf.Tensor, x.shape),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
         tf.tidy(() => {
           const [du, db] = runFused("IjBiasGeluGrad", {
@@ -123,7 +130,7 @@ export function fusedGelu(x: tf.Tensor, bias?: tf.Tensor1D): tf.Tensor {
             u: saved[0],
             bias: saved[1],
           }) as tf.Tensor[];
-          return bias ? [du.reshape(x.shape), db] : [du.reshape(x.shape)];
+          return bias ? [shaped(du, x.shape), db] : [shaped(du, x.shape)];
         }),
     };
   });
@@ -163,13 +170,13 @@ export function fusedLinear(x: tf.Tensor, w: tf.Tensor2D, b?: tf.Tensor1D): tf.T
     const wVar = w instanceof tf.Variable;
     save(wVar ? [x2] : [x2, ww]);
     return {
-      value: y.reshape(outShape),
+      value: shaped(y, outShape),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
         tf.tidy(() => {
           const sx = saved[0] as tf.Tensor2D;
           const sw = (wVar ? w : saved[1]) as tf.Tensor2D;
           const d2 = rows2d(dy);
-          const dx = matMul(d2, sw, false, true).reshape(x.shape); // [.., in]
+          const dx = shaped(matMul(d2, sw, false, true), x.shape); // [.., in]
           const dw = matMul(sx, d2, true, false); // [in, out]
           return b ? [dx, dw, runFused("IjColSum", { x: d2 }) as tf.Tensor] : [dx, dw];
         }),
