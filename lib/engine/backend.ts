@@ -183,8 +183,8 @@ async function startWebgpu(): Promise<string | undefined> {
 
 /**
  * For `auto` on a hardware adapter: the remembered probe verdict, or a new probe (the fused block
- * step timed on webgpu, then on wasm with BLAS unless `blas` is false). Leaves no backend promised:
- * the caller starts the one it picks.
+ * step timed on webgpu, then on wasm with BLAS unless `blas` is false). When it answers `gpu: true`,
+ * webgpu is the active backend; otherwise the caller starts wasm.
  */
 async function gpuOrCpu(adapter: string, blas: boolean): Promise<{ gpu: boolean; why: string }> {
   const known = cachedVerdict(adapter);
