@@ -115,30 +115,21 @@ Deno.test("fused block: forward and every gradient match autodiff of the same bl
   const { p, keyBias, shape } = blockSetup(3, 5, 12, 3, 10, 1);
   const x = tf.tensor2d(randn(15 * 12, 2), [15, 12]);
   const ws = BLOCK_PARAMS.map((n) => p.get(`b.${n}`));
-  compare(
-    "block",
-    (xx, ...w) => fusedBlock(xx as tf.Tensor2D, w, shape),
-    (xx, ...w) => {
-      const q = new ParamStore();
-      BLOCK_PARAMS.forEach((n, i) => q.vars.set(`b.${n}`, w[i] as tf.Variable));
-      return blockForward(q, "b", xx, { ...shape, fused: false });
-    },
-    [x, ...ws],
-    5e-5,
-  );
-  // weights that are not variables are saved for the backward pass instead of read directly
+  // variables are read directly in the backward pass; other weights are saved for it
   const plain = ws.map((v) => v.clone());
-  compare(
-    "block, weights not variables",
-    (xx, ...w) => fusedBlock(xx as tf.Tensor2D, w, shape),
-    (xx, ...w) => {
-      const q = new ParamStore();
-      BLOCK_PARAMS.forEach((n, i) => q.vars.set(`b.${n}`, w[i] as tf.Variable));
-      return blockForward(q, "b", xx, { ...shape, fused: false });
-    },
-    [x, ...plain],
-    5e-5,
-  );
+  for (const [label, weights] of [["block", ws], ["block, weights not variables", plain]] as const) {
+    compare(
+      label,
+      (xx, ...w) => fusedBlock(xx as tf.Tensor2D, w, shape),
+      (xx, ...w) => {
+        const q = new ParamStore();
+        BLOCK_PARAMS.forEach((n, i) => q.vars.set(`b.${n}`, w[i] as tf.Variable));
+        return blockForward(q, "b", xx, { ...shape, fused: false });
+      },
+      [x, ...weights],
+      5e-5,
+    );
+  }
   tf.dispose(plain);
   assertThrows(() => fusedBlock(x, ws.slice(1), shape), Error, "expected 12 weights");
   assertThrows(() => fusedBlock(x, ws, { ...shape, batch: 2 }), Error, "expected x [2 x 5, D]");
