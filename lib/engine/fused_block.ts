@@ -9,6 +9,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { runFused } from "./fused_kernels.ts";
+import { keepForBackward } from "./fused_save.ts";
 import { need } from "./fused_mode.ts";
 import type { GradArgs } from "./fused_ops.ts";
 import { matMul } from "./matmul.ts";
@@ -112,19 +113,20 @@ export function fusedBlock(x: tf.Tensor2D, weights: readonly tf.Tensor[], s: Blo
     const m = runFused("IjBiasGelu", { u, bias: b1 }) as tf.Tensor2D; // [R, F]
     const y = runFused("IjResidual", { x: x1, y: matMul(m, w2), bias: b2 }) as tf.Tensor2D; // [R, D]
     // Weights that are variables outlive the backward pass, so the gradient reads them directly;
-    // saving makes tfjs keep a clone (an Identity kernel call) of each: 7 calls a block.
+    // saving makes tfjs keep a clone (an Identity kernel call) of each. The intermediates are kept
+    // without a clone (lib/engine/fused_save.ts): 13 calls a block fewer.
     const ws = [g1, wqkv, wproj, g2, w1, b1, w2];
     const wIdx = [0, 2, 4, 6, 8, 9, 10]; // their places in `weights` (BLOCK_PARAMS order)
     const wSaved = ws.filter((_, i) => !(weights[wIdx[i]] instanceof tf.Variable));
-    save([xx, st1, h1, q, k, v, p, o, x1, st2, h2, u, m, ...wSaved]);
+    const take = keepForBackward(save, [xx, ...wSaved], [st1, h1, q, k, v, p, o, x1, st2, h2, u, m]);
     return {
       value: y,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-        tf.tidy(() => {
-          // saved in the order of save([...]) above
-          const [sx, sst1, sh1, sq, sk, sv, sp, so, sx1, sst2] = saved as tf.Tensor2D[];
-          const [sh2, su, sm] = saved.slice(10) as tf.Tensor2D[];
-          let next = 13;
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const kept = take();
+        const grads = tf.tidy(() => {
+          const sx = saved[0] as tf.Tensor2D;
+          const [sst1, sh1, sq, sk, sv, sp, so, sx1, sst2, sh2, su, sm] = kept as tf.Tensor2D[];
+          let next = 1;
           const w = (i: number) =>
             (weights[wIdx[i]] instanceof tf.Variable ? weights[wIdx[i]] : saved[next++]) as tf.Tensor2D;
           const [sg1, swqkv, swproj, sg2, sw1, sb1, sw2] = [0, 1, 2, 3, 4, 5, 6].map(w);
@@ -160,7 +162,10 @@ export function fusedBlock(x: tf.Tensor2D, weights: readonly tf.Tensor[], s: Blo
             { dy: dh1, x: sx, stats: sst1, gamma: sg1, dres: dx1 },
           ) as tf.Tensor2D[];
           return [dx, dg1, db1n, dwqkv, dbqkv, dwproj, dbproj, dg2, db2n, dw1, db1, dw2, db2];
-        }),
+        });
+        tf.dispose(kept);
+        return grads;
+      },
     };
   });
   return f(x, ...weights) as tf.Tensor2D;

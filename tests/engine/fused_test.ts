@@ -9,6 +9,7 @@ import { erfRef, randn, relErr } from "./_fused.ts";
 import { setBackend } from "../../lib/engine/backend.ts";
 import { AdamW } from "../../lib/train/adamw.ts";
 import { BLOCK_PARAMS, fusedBlock } from "../../lib/engine/fused_block.ts";
+import { releaseUnusedSaves } from "../../lib/engine/fused_save.ts";
 import { fusedGelu, fusedLayerNorm, fusedLinear, fusedSmoothL1 } from "../../lib/engine/fused_ops.ts";
 import { adamwUpdateAll, emaUpdateAll } from "../../lib/engine/fused_update_all.ts";
 import { backendCases, caseName, onBackend, onCpu, type Outputs, type Scope } from "../_backends.ts";
@@ -269,6 +270,27 @@ Deno.test("fused block on wasm: no leaked tensors across forward and backward", 
     counts.push(tf.memory().numTensors);
   }
   assertEquals(new Set(counts).size, 1, `numTensors changed: ${counts}`);
-  tf.dispose([x, keyBias]);
+  // one clone a block (its input; the intermediates are kept, not cloned)
+  const weights = BLOCK_PARAMS.map((n) => p.get(`b.${n}`));
+  const dy = tf.onesLike(x);
+  const prof = await tf.profile(() => {
+    tf.dispose(tf.grads((...xs: tf.Tensor[]) => fusedBlock(xs[0] as tf.Tensor2D, weights, shape))([x], dy));
+  });
+  dy.dispose();
+  assertEquals(prof.kernels.filter((k) => k.name === "Identity").length, 1, "Identity calls in a block step");
+  // a block off the path from the variables to the loss: its backward never runs; what it kept is
+  // released by the next call, and a forward pass without a tape keeps nothing
+  const z = tf.variable(tf.scalar(2));
+  const before = tf.memory().numTensors;
+  const r = tf.variableGrads(() => z.square().add(fusedBlock(x, weights, shape).mean()) as tf.Scalar, [z]);
+  tf.dispose([r.value, ...Object.values(r.grads)]);
+  assertEquals(releaseUnusedSaves(), 12, "intermediates released after an unused tape");
+  assertEquals(tf.memory().numTensors, before);
+  tf.tidy(() => {
+    fusedBlock(x, weights, shape);
+  });
+  assertEquals(releaseUnusedSaves(), 0, "nothing kept without a tape");
+  assertEquals(tf.memory().numTensors, before);
+  tf.dispose([x, keyBias, z]);
   p.dispose();
 });
