@@ -3,7 +3,8 @@
  *
  * tfjs-wasm's stock matMul is about 12x slower with `transposeA/B` flags, and its gradient uses
  * those flags. Without native BLAS we transpose explicitly and multiply plainly, with a custom
- * gradient that does the same. With BLAS (lib/engine/blas.ts) or on WebGPU the flags are free.
+ * gradient that does the same. With BLAS (lib/engine/blas.ts), our SIMD product (lib/engine/simd_gemm.ts)
+ * or on WebGPU the flags are free.
  *
  * @example
  * ```ts
@@ -17,13 +18,14 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { blasStatus } from "./blas.ts";
+import { simdGemmActive } from "./simd_gemm.ts";
 
 /** True when plain tf.matMul with transpose flags is fast on the active backend. */
 function flagsAreFast(): boolean {
   const b = tf.getBackend();
   if (b !== "wasm") return true;
   const s = blasStatus();
-  return s.enabled && s.backends.includes("wasm");
+  return (s.enabled && s.backends.includes("wasm")) || simdGemmActive();
 }
 
 function swapLast(t: tf.Tensor): tf.Tensor {

@@ -11,6 +11,8 @@
  *   full images took 18 ms and gathering the targets' rows 15-30 ms, against about 1 ms as row
  *   copies. Other cases (other dtypes, gathers on other axes or with batch dims) go to the stock
  *   kernels.
+ * - `BatchMatMul` through our SIMD matrix product (lib/engine/simd_gemm.ts), which native BLAS replaces
+ *   in turn where it is found.
  *
  * @example
  * ```ts
@@ -31,6 +33,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { simdBatchMatMul } from "./simd_gemm.ts";
 
 interface WasmLike {
   incRef(dataId: object): void;
@@ -102,6 +105,7 @@ export function patchWasmKernels(): void {
     }
     return out;
   });
+  replace("BatchMatMul", simdBatchMatMul);
   patched = true;
 }
 

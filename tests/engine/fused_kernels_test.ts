@@ -7,7 +7,7 @@ import { erfRef, randn, relErr } from "./_fused.ts";
 import { setBackend } from "../../lib/engine/backend.ts";
 import { type FusedKernelName, registerFusedKernels, runFused } from "../../lib/engine/fused_kernels.ts";
 import { setSimd, simdActive } from "../../lib/engine/fused_simd.ts";
-import { KERNELS_C_SHA256, KERNELS_WASM_BASE64 } from "../../lib/engine/simd/kernels_wasm.ts";
+import { KERNELS_C_SHA256, KERNELS_SOURCES, KERNELS_WASM_BASE64 } from "../../lib/engine/simd/kernels_wasm.ts";
 
 /** Every kernel's inputs, at sizes whose rows are not multiples of 4 (SIMD tails). */
 function kernelCases(): {
@@ -141,13 +141,17 @@ Deno.test("fused kernels: wasm SIMD, wasm TypeScript and cpu agree, tails includ
 });
 
 Deno.test("SIMD module: built from the kernels.c in the tree, imports only memory, no data", async () => {
-  const src = await Deno.readFile(new URL("../../lib/engine/simd/kernels.c", import.meta.url));
+  const files = await Promise.all(
+    KERNELS_SOURCES.map((f) => Deno.readFile(new URL(`../../lib/engine/simd/${f}`, import.meta.url))),
+  );
+  assert(KERNELS_SOURCES.includes("gemm.c"), `sources: ${KERNELS_SOURCES}`);
+  const src = new Uint8Array(files.flatMap((b) => [...b]));
   const hash = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", src)))
     .map((b) => b.toString(16).padStart(2, "0")).join("");
   assertEquals(
     hash,
     KERNELS_C_SHA256,
-    "lib/engine/simd/kernels.c changed: rebuild with `deno run -A lib/engine/simd/build.ts`",
+    "lib/engine/simd/*.c changed: rebuild with `deno run -A lib/engine/simd/build.ts`",
   );
   const bytes = Uint8Array.from(atob(KERNELS_WASM_BASE64), (c) => c.charCodeAt(0));
   const mod = new WebAssembly.Module(bytes);

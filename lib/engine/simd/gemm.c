@@ -1,0 +1,136 @@
+// Matrix products in 128-bit WebAssembly SIMD: the wasm backend's BatchMatMul where no native BLAS is
+// found (lib/engine/simd_gemm.ts). Same rules as kernels.c: this module runs in tfjs-wasm's own memory,
+// so no stack, no static data; every pointer is a tensor or a scratch buffer the caller allocated.
+//
+// The layout is the classic one of GotoBLAS / BLIS: B is copied ("packed") a block at a time into
+// panels of NR columns stored k-major, A into panels of MR rows stored k-major, and a micro-kernel keeps
+// an MR x NR tile of C in registers while it walks k, one broadcast of A and NR/4 vector loads of B per
+// step. Packing reads A and B through (row, column) strides, so transposed operands cost nothing extra
+// (tfjs's stock wasm kernel is about 12x slower with its transpose flags).
+
+#include <wasm_simd128.h>
+
+typedef v128_t f4;
+
+#define MR 4
+#define NR 8
+#define KC 256
+#define MC 64
+#define NC 512
+
+// Pack rows [0, m) x k of op(A) into MR-row panels, k-major: panel r holds A(i0..i0+MR, p) at
+// dst[r*MR*k + p*MR + (i - i0)]; rows past m are zero.
+static void pack_a(const float* a, int rs, int cs, int m, int k, float* dst) {
+  for (int i0 = 0; i0 < m; i0 += MR) {
+    int rows = m - i0 < MR ? m - i0 : MR;
+    for (int p = 0; p < k; p++) {
+      const float* src = a + (long)i0 * rs + (long)p * cs;
+      float* d = dst + p * MR;
+      for (int r = 0; r < rows; r++) d[r] = src[(long)r * rs];
+      for (int r = rows; r < MR; r++) d[r] = 0.f;
+    }
+    dst += MR * k;
+  }
+}
+
+// Pack k x columns [0, n) of op(B) into NR-column panels, k-major, columns past n zero.
+static void pack_b(const float* b, int rs, int cs, int k, int n, float* dst) {
+  for (int j0 = 0; j0 < n; j0 += NR) {
+    int cols = n - j0 < NR ? n - j0 : NR;
+    for (int p = 0; p < k; p++) {
+      const float* src = b + (long)p * rs + (long)j0 * cs;
+      float* d = dst + p * NR;
+      if (cols == NR && cs == 1) {
+        wasm_v128_store(d, wasm_v128_load(src));
+        wasm_v128_store(d + 4, wasm_v128_load(src + 4));
+      } else {
+        for (int c = 0; c < cols; c++) d[c] = src[(long)c * cs];
+        for (int c = cols; c < NR; c++) d[c] = 0.f;
+      }
+    }
+    dst += NR * k;
+  }
+}
+
+// Write the first n (<= 4) lanes of v to c, adding to what is there when add is set.
+static inline void put(float* c, f4 v, int n, int add) {
+  if (n == 4) {
+    wasm_v128_store(c, add ? wasm_f32x4_add(wasm_v128_load(c), v) : v);
+    return;
+  }
+  if (n > 0) c[0] = (add ? c[0] : 0.f) + wasm_f32x4_extract_lane(v, 0);
+  if (n > 1) c[1] = (add ? c[1] : 0.f) + wasm_f32x4_extract_lane(v, 1);
+  if (n > 2) c[2] = (add ? c[2] : 0.f) + wasm_f32x4_extract_lane(v, 2);
+}
+
+static inline void put_row(float* c, f4 lo, f4 hi, int n, int add) {
+  put(c, lo, n < 4 ? n : 4, add);
+  put(c + 4, hi, n < 4 ? 0 : n - 4, add);
+}
+
+// C tile (rows x cols, row stride ldc) = (add ? C : 0) + Ap(MR x k) Bp(k x NR).
+static void micro(const float* ap, const float* bp, int k, float* c, int ldc, int rows, int cols, int add) {
+  f4 c00 = wasm_f32x4_splat(0.f), c01 = c00, c10 = c00, c11 = c00;
+  f4 c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  for (int p = 0; p < k; p++) {
+    f4 b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
+    f4 a0 = wasm_v128_load32_splat(ap), a1 = wasm_v128_load32_splat(ap + 1);
+    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a0, b0));
+    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a0, b1));
+    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a1, b0));
+    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a1, b1));
+    f4 a2 = wasm_v128_load32_splat(ap + 2), a3 = wasm_v128_load32_splat(ap + 3);
+    c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a2, b0));
+    c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a2, b1));
+    c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a3, b0));
+    c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a3, b1));
+    ap += MR;
+    bp += NR;
+  }
+  put_row(c, c00, c01, cols, add);
+  if (rows > 1) put_row(c + ldc, c10, c11, cols, add);
+  if (rows > 2) put_row(c + 2 * ldc, c20, c21, cols, add);
+  if (rows > 3) put_row(c + 3 * ldc, c30, c31, cols, add);
+}
+
+// The pack buffer ij_gemm needs, in floats.
+int ij_gemm_pack_floats(void) {
+  return KC * NC + MC * KC;
+}
+
+// For each of `batch` products: C[b] (M x N, row-major, contiguous) = op(A[b]) op(B[b]), where
+// op(A)(i, p) = A[b*bsA + i*rsA + p*csA] and op(B)(p, j) = B[b*bsB + p*rsB + j*csB] (a batch stride
+// of 0 broadcasts). `pack` holds ij_gemm_pack_floats() floats. K == 0 writes zeros.
+void ij_gemm(const float* A, const float* B, float* C, int batch, int M, int N, int K, int rsA, int csA,
+             int bsA, int rsB, int csB, int bsB, float* pack) {
+  float* bpack = pack;
+  float* apack = pack + KC * NC;
+  for (int bi = 0; bi < batch; bi++) {
+    const float* a = A + (long)bi * bsA;
+    const float* b = B + (long)bi * bsB;
+    float* c = C + (long)bi * M * N;
+    if (K == 0) {
+      for (long i = 0; i < (long)M * N; i++) c[i] = 0.f;
+      continue;
+    }
+    for (int jc = 0; jc < N; jc += NC) {
+      int nc = N - jc < NC ? N - jc : NC;
+      for (int pc = 0; pc < K; pc += KC) {
+        int kc = K - pc < KC ? K - pc : KC;
+        pack_b(b + (long)pc * rsB + (long)jc * csB, rsB, csB, kc, nc, bpack);
+        for (int ic = 0; ic < M; ic += MC) {
+          int mc = M - ic < MC ? M - ic : MC;
+          pack_a(a + (long)ic * rsA + (long)pc * csA, rsA, csA, mc, kc, apack);
+          for (int jr = 0; jr < nc; jr += NR) {
+            int cols = nc - jr < NR ? nc - jr : NR;
+            const float* bp = bpack + jr * kc;
+            for (int ir = 0; ir < mc; ir += MR) {
+              int rows = mc - ir < MR ? mc - ir : MR;
+              micro(apack + ir * kc, bp, kc, c + (long)(ic + ir) * N + jc + jr, N, rows, cols, pc > 0);
+            }
+          }
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,97 @@
+// lib/engine/simd_gemm.ts (lib/engine/simd/gemm.c): the wasm BatchMatMul without BLAS, against a float64
+// product (error relative to the sum of the terms' magnitudes, as float32 accumulation allows) on shapes that cross every block edge of gemm.c (MR 4, NR 8, MC 64, KC 256, NC 512), with all
+// four transpose combinations, batches and a broadcast batch of 1. The small shapes and gradients run on
+// every backend in tests/engine/ops_test.ts.
+// Run with `deno test -A tests/engine/simd_gemm_test.ts`.
+import * as tf from "@tensorflow/tfjs";
+import { assert, assertEquals } from "../_assert.ts";
+import { setBackend } from "../../lib/engine/backend.ts";
+import { setSimd } from "../../lib/engine/fused_simd.ts";
+import { simdGemmActive } from "../../lib/engine/simd_gemm.ts";
+
+/** op(A) op(B) in float64, A [ba, .., ..] and B [bb, .., ..] with a batch of 1 broadcast. */
+function reference(
+  A: Float32Array,
+  B: Float32Array,
+  ba: number,
+  bb: number,
+  M: number,
+  K: number,
+  N: number,
+  ta: boolean,
+  tb: boolean,
+): { out: Float64Array; scale: Float64Array } {
+  const batch = Math.max(ba, bb);
+  const out = new Float64Array(batch * M * N), scale = new Float64Array(batch * M * N);
+  for (let b = 0; b < batch; b++) {
+    const a0 = (ba === 1 ? 0 : b) * M * K, b0 = (bb === 1 ? 0 : b) * K * N;
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let s = 0, abs = 0;
+        for (let p = 0; p < K; p++) {
+          const t = A[a0 + (ta ? p * M + i : i * K + p)] * B[b0 + (tb ? j * K + p : p * N + j)];
+          s += t;
+          abs += Math.abs(t);
+        }
+        out[(b * M + i) * N + j] = s;
+        scale[(b * M + i) * N + j] = abs;
+      }
+    }
+  }
+  return { out, scale };
+}
+
+function values(n: number, seed: number): Float32Array {
+  return Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.731 + seed) * (1 + (i % 7) / 7));
+}
+
+Deno.test("SIMD matrix product on wasm without BLAS: every block edge, transposes, batches, broadcast", async () => {
+  await setBackend("wasm", { quiet: true, blas: false });
+  assert(simdGemmActive(), "the SIMD product should be the wasm BatchMatMul without BLAS");
+  // [batch of A, batch of B, M, K, N]: edges of MR/NR, MC (70 rows), KC (600 deep), NC (530 wide)
+  const shapes: number[][] = [];
+  shapes.push([1, 1, 1, 1, 1], [1, 1, 7, 5, 9], [3, 3, 13, 300, 17], [2, 2, 70, 600, 530]);
+  shapes.push([4, 1, 9, 33, 12], [1, 3, 5, 8, 16]);
+  for (const [ba, bb, M, K, N] of shapes) {
+    for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
+      const A = values(ba * M * K, M), B = values(bb * K * N, N);
+      const { out: want, scale } = reference(A, B, ba, bb, M, K, N, ta, tb);
+      const y = tf.tidy(() =>
+        tf.matMul(
+          tf.tensor3d(A, [ba, ...(ta ? [K, M] : [M, K])] as [number, number, number]),
+          tf.tensor3d(B, [bb, ...(tb ? [N, K] : [K, N])] as [number, number, number]),
+          ta,
+          tb,
+        )
+      );
+      assertEquals(y.shape, [Math.max(ba, bb), M, N]);
+      const got = await y.data();
+      y.dispose();
+      let worst = 0;
+      for (let i = 0; i < want.length; i++) {
+        // float32 sums: error relative to the sum of the terms' magnitudes
+        worst = Math.max(worst, Math.abs(got[i] - want[i]) / (1e-6 + scale[i]));
+      }
+      assert(worst < 1e-6, `[${ba},${bb}] ${M}x${K}x${N} ta=${ta} tb=${tb}: relative error ${worst}`);
+    }
+  }
+  // an empty inner dimension is a product of zeros
+  const z = tf.matMul(tf.zeros([3, 0]), tf.zeros([0, 2]));
+  assertEquals(Array.from(await z.data()), [0, 0, 0, 0, 0, 0]);
+  z.dispose();
+  // IJEPA_SIMD=off: the stock kernel, same values to float32 rounding
+  setSimd(false);
+  try {
+    assert(!simdGemmActive(), "setSimd(false) should leave products to the stock kernel");
+    const a = tf.tensor2d(values(6, 1), [2, 3]), b = tf.tensor2d(values(12, 2), [3, 4]);
+    const stock = await tf.matMul(a, b).data();
+    setSimd(true);
+    const ours = await tf.matMul(a, b).data();
+    for (let i = 0; i < 8; i++) {
+      assert(Math.abs(stock[i] - ours[i]) < 1e-5, `element ${i}: ${stock[i]} vs ${ours[i]}`);
+    }
+    tf.dispose([a, b]);
+  } finally {
+    setSimd(true);
+  }
+});
