@@ -15,6 +15,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { plan } from "./blas_gemm.ts";
 import { simdFor, simdWanted, type WasmLike } from "./fused_simd.ts";
+import { type GemmJob, parallelGemm, startGemmPool } from "./gemm_pool.ts";
 
 /** Kernel functions made by {@link simdBatchMatMul}, to recognise them in the registry. */
 const made = new WeakSet<tf.KernelFunc>();
@@ -46,7 +47,25 @@ export function simdBatchMatMul(stock: tf.KernelConfig): tf.KernelFunc {
     const [rsA, csA] = transposeA ? [1, m] : [depth, 1];
     const [rsB, csB] = transposeB ? [1, depth] : [n, 1];
     const bsA = p.aBatch === 1 ? 0 : m * depth, bsB = p.bBatch === 1 ? 0 : depth * n;
-    k.f.ij_gemm(at(a), at(b), at(out), p.batch, m, n, depth, rsA, csA, bsA, rsB, csB, bsB, pack);
+    const job: GemmJob = {
+      batch: p.batch,
+      m,
+      n,
+      k: depth,
+      rsA,
+      csA,
+      bsA,
+      rsB,
+      csB,
+      bsB,
+      a: at(a) / 4,
+      b: at(b) / 4,
+      c: at(out) / 4,
+    };
+    const run = (j: GemmJob) =>
+      k.f.ij_gemm(4 * j.a, 4 * j.b, 4 * j.c, j.batch, j.m, j.n, j.k, rsA, csA, bsA, rsB, csB, bsB, pack);
+    startGemmPool(k.f.ij_gemm_pack_floats());
+    if (!parallelGemm(job, () => be.wasm.HEAPF32, run)) run(job);
     return out;
   };
   made.add(kernel);

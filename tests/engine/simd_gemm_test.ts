@@ -8,6 +8,7 @@ import { assert, assertEquals } from "../_assert.ts";
 import { setBackend } from "../../lib/engine/backend.ts";
 import { setSimd } from "../../lib/engine/fused_simd.ts";
 import { simdGemmActive } from "../../lib/engine/simd_gemm.ts";
+import { readyWorkers, setGemmWorkers, threadsWanted } from "../../lib/engine/gemm_pool.ts";
 
 /** op(A) op(B) in float64, A [ba, .., ..] and B [bb, .., ..] with a batch of 1 broadcast. */
 function reference(
@@ -48,6 +49,12 @@ function values(n: number, seed: number): Float32Array {
 Deno.test("SIMD matrix product on wasm without BLAS: every block edge, transposes, batches, broadcast", async () => {
   await setBackend("wasm", { quiet: true, blas: false });
   assert(simdGemmActive(), "the SIMD product should be the wasm BatchMatMul without BLAS");
+  // the first product starts the worker threads; wait until they are ready
+  tf.matMul(tf.ones([2, 2]), tf.ones([2, 2])).dispose();
+  for (let i = 0; i < 200 && threadsWanted() > 1 && readyWorkers() === 0; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const splitBefore = setGemmWorkers(true);
   // [batch of A, batch of B, M, K, N]: edges of MR/NR, MC (70 rows), KC (600 deep), NC (530 wide)
   const shapes: number[][] = [];
   shapes.push([1, 1, 1, 1, 1], [1, 1, 7, 5, 9], [3, 3, 13, 300, 17], [2, 2, 70, 600, 530]);
@@ -74,6 +81,17 @@ Deno.test("SIMD matrix product on wasm without BLAS: every block edge, transpose
       }
       assert(worst < 1e-6, `[${ba},${bb}] ${M}x${K}x${N} ta=${ta} tb=${tb}: relative error ${worst}`);
     }
+  }
+  if (threadsWanted() > 1) {
+    assert(setGemmWorkers(true) > splitBefore, "no product was split between threads");
+    // the same bits whoever computes which rows: one large product, split and not
+    const A = tf.tensor2d(values(300 * 200, 3), [300, 200]), B = tf.tensor2d(values(200 * 90, 4), [200, 90]);
+    const split = await tf.matMul(A, B).data();
+    setGemmWorkers(false);
+    const alone = await tf.matMul(A, B).data();
+    setGemmWorkers(true);
+    tf.dispose([A, B]);
+    assertEquals(Array.from(split), Array.from(alone), "split and single-thread products differ");
   }
   // an empty inner dimension is a product of zeros
   const z = tf.matMul(tf.zeros([3, 0]), tf.zeros([0, 2]));

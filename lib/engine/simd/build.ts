@@ -102,36 +102,56 @@ for (const source of sources) {
   }
 }
 
-const out = await Deno.makeTempFile({ suffix: ".wasm" });
-run(clang, [
-  ...flags,
-  `-fuse-ld=${wasmLd}`,
-  "-Wl,--no-entry",
-  "-Wl,--export-dynamic",
-  "-Wl,--import-memory",
-  "-Wl,--strip-all",
-  "-o",
-  out,
-  ...sources,
-]);
-const bytes = await Deno.readFile(out);
-await Deno.remove(out);
-const { ids, imports } = sections(bytes);
-if (ids.includes(11) || ids.includes(12)) throw new Error("build: the module has a data section");
-if (imports.length !== 1 || !imports[0].startsWith("env.memory:2")) {
-  throw new Error(`build: the module must import only env.memory, got ${imports.join(", ")}`);
+/** Link `files` into one module importing nothing but `env.memory`, without data: checked. */
+async function link(files: string[], extra: string[]): Promise<Uint8Array> {
+  const out = await Deno.makeTempFile({ suffix: ".wasm" });
+  run(clang, [
+    ...flags,
+    ...extra,
+    `-fuse-ld=${wasmLd}`,
+    "-Wl,--no-entry",
+    "-Wl,--export-dynamic",
+    "-Wl,--import-memory",
+    "-Wl,--strip-all",
+    "-o",
+    out,
+    ...files,
+  ]);
+  const bytes = await Deno.readFile(out);
+  await Deno.remove(out);
+  const { ids, imports } = sections(bytes);
+  if (ids.includes(11) || ids.includes(12)) throw new Error("build: the module has a data section");
+  if (imports.length !== 1 || imports[0] !== `env.memory:2`) {
+    throw new Error(`build: the module must import only env.memory, got ${imports.join(", ")}`);
+  }
+  return bytes;
 }
+
+/** base64 of `bytes` as source lines of 100 characters. */
+function base64Lines(bytes: Uint8Array): string {
+  let b64 = "";
+  for (let k = 0; k < bytes.length; k += 0x8000) b64 += String.fromCharCode(...bytes.subarray(k, k + 0x8000));
+  b64 = btoa(b64);
+  const lines: string[] = [];
+  for (let k = 0; k < b64.length; k += 100) lines.push(`  "${b64.slice(k, k + 100)}"`);
+  return lines.join(",\n");
+}
+
+// The module on tfjs-wasm's own memory, and gemm.c alone on a shared memory for the product's worker
+// threads (lib/engine/gemm_pool.ts): a shared memory import must be declared shared.
+const bytes = await link(sources, []);
+const shared = await link([join(here, "gemm.c")], [
+  "-matomics",
+  "-mbulk-memory",
+  "-Wl,--shared-memory",
+  "-Wl,--max-memory=2147483648",
+]);
 
 const src = new Uint8Array(
   (await Promise.all(sources.map((f) => Deno.readFile(f)))).flatMap((b) => [...b]),
 );
 const hash = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", src)))
   .map((b) => b.toString(16).padStart(2, "0")).join("");
-let b64 = "";
-for (let k = 0; k < bytes.length; k += 0x8000) b64 += String.fromCharCode(...bytes.subarray(k, k + 0x8000));
-b64 = btoa(b64);
-const lines: string[] = [];
-for (let k = 0; k < b64.length; k += 100) lines.push(`  "${b64.slice(k, k + 100)}"`);
 const version = run(clang, ["--version"]).split("\n")[0];
 await Deno.writeTextFile(
   target,
@@ -151,7 +171,12 @@ export const KERNELS_C_SHA256 = "${hash}";
 
 /** The WebAssembly module (${bytes.length} bytes), base64. */
 export const KERNELS_WASM_BASE64 = [
-${lines.join(",\n")},
+${base64Lines(bytes)},
+].join("");
+
+/** gemm.c alone, importing a shared memory (max 2 GiB) for worker threads (${shared.length} bytes), base64. */
+export const GEMM_SHARED_WASM_BASE64 = [
+${base64Lines(shared)},
 ].join("");
 `,
 );
