@@ -4,6 +4,8 @@
  * Rows, per backend configuration (`--backend`, default `wasm+blas,wasm`):
  *
  * - masker: batches of I-JEPA masks (7x7 preset) per second, in examples (backend-independent);
+ * - products: every matrix product of one reference step on wasm, GFLOP/s per shape and ms a step with
+ *   tfjs's stock kernel, our SIMD kernel on one thread and on all, and native BLAS (lib/eval/bench_products.ts);
  * - encoder forward: img/s of the `reference` encoder on full images (no gradient);
  * - train step: img/s of a full step (masks from the 7x7 masker, targets, loss, backward, AdamW,
  *   EMA) for `tiny` (the tiny preset at 28px, so that the 7x7 masks apply) and `reference` (the

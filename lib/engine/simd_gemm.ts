@@ -17,8 +17,8 @@ import { plan } from "./blas_gemm.ts";
 import { simdFor, simdWanted, type WasmLike } from "./fused_simd.ts";
 import { type GemmJob, parallelGemm, startGemmPool } from "./gemm_pool.ts";
 
-/** Kernel functions made by {@link simdBatchMatMul}, to recognise them in the registry. */
-const made = new WeakSet<tf.KernelFunc>();
+/** Whether {@link simdBatchMatMul} was installed (lib/engine/wasm_fixes.ts does it when wasm loads). */
+let installed = false;
 
 interface MatMulAttrs {
   transposeA?: boolean;
@@ -68,14 +68,15 @@ export function simdBatchMatMul(stock: tf.KernelConfig): tf.KernelFunc {
     if (!parallelGemm(job, () => be.wasm.HEAPF32, run)) run(job);
     return out;
   };
-  made.add(kernel);
+  installed = true;
   return kernel;
 }
 
-/** Whether wasm products run through {@link simdBatchMatMul} (wasm active, SIMD loaded, no BLAS on top). */
+/**
+ * Whether wasm products run through {@link simdBatchMatMul} (wasm active, the kernel installed, the
+ * SIMD module loaded), unless native BLAS replaced it (lib/engine/matmul.ts asks that first).
+ */
 export function simdGemmActive(): boolean {
-  if (tf.getBackend() !== "wasm" || !simdWanted()) return false;
-  const kernel = tf.getKernel("BatchMatMul", "wasm");
-  return kernel !== undefined && made.has(kernel.kernelFunc) &&
-    simdFor(tf.backend() as unknown as WasmLike) !== null;
+  if (!installed || tf.getBackend() !== "wasm" || !simdWanted()) return false;
+  return simdFor(tf.backend() as unknown as WasmLike) !== null;
 }

@@ -29,6 +29,7 @@ import {
   type Timing,
 } from "./bench_options.ts";
 import { benchTorch, torchAvailable } from "./bench_torch.ts";
+import { benchProducts } from "./bench_products.ts";
 
 let peakRss = 0;
 function sampleRss(): void {
@@ -260,6 +261,9 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   if (o.rows.includes("masker")) {
     const m = benchMasker(createMasker(maskPreset(7, 7)), o.batch, o.quick ? 0.1 : 1, o.seed);
     result.masker = { perSecond: m.masksPerSecond, msPerBatch: m.msPerBatch };
+  }
+  if (o.rows.includes("products")) {
+    result.products = await benchProducts(o.batch, masks[0], o.quick ? 0.02 : 0.25);
   }
   for (const b of o.backends) result.backends.push(await benchBackend(o, b, masks));
   if (o.vsTorch) {

@@ -38,7 +38,7 @@ export const BENCH_BACKENDS: Readonly<Record<string, BenchBackend>> = {
 };
 
 /** Rows the bench can run (`--rows`). */
-export const BENCH_ROWS = ["masker", "encoder", "tiny", "reference", "probe"] as const;
+export const BENCH_ROWS = ["masker", "products", "encoder", "tiny", "reference", "probe"] as const;
 /** One of {@link BENCH_ROWS}. */
 export type BenchRow = typeof BENCH_ROWS[number];
 
@@ -239,6 +239,30 @@ export interface TorchSetup {
   autocast?: "bf16";
 }
 
+/** One product shape of the step: C[batch] = op(A) op(B), M x K by K x N, and calls per step. */
+export interface ProductShape {
+  batch: number;
+  m: number;
+  k: number;
+  n: number;
+  transposeA: boolean;
+  transposeB: boolean;
+  calls: number;
+}
+
+/** GFLOP/s per kernel for one shape (absent: the kernel is not available here). */
+export interface ProductTiming extends ProductShape {
+  gflops: Record<string, number>;
+}
+
+/** The row: per-shape rates and, per kernel, the ms all products of one step take at those rates. */
+export interface ProductsRow {
+  kernels: string[];
+  shapes: ProductTiming[];
+  msPerStep: Record<string, number>;
+  gflopPerStep: number;
+}
+
 /** The whole result, as saved to `.bench/last.json` and printed by `--json`. */
 export interface BenchResult {
   date: string;
@@ -246,6 +270,8 @@ export interface BenchResult {
   machine: { cores: number; os: string; deno: string; tfjs: string; loadAvg?: [number, number] };
   options: { batch: number; runs: number; warmup: number; seed: number; quick: boolean };
   masker?: { perSecond: number; msPerBatch: number };
+  /** The `products` row (lib/eval/bench_products.ts). */
+  products?: ProductsRow;
   backends: BackendResult[];
   /** PyTorch's best setup, the setups tried (short runs) and, with `--official`, the official modules. */
   torch?: TorchResult & {

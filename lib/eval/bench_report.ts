@@ -5,6 +5,7 @@
  * @module
  */
 import { type BackendResult, BENCH_SHAPES, type BenchResult, type Tokens } from "./bench_options.ts";
+import { formatProducts } from "./bench_products.ts";
 
 const GiB = 2 ** 30, MiB = 2 ** 20;
 const fix = (x: number | undefined, d = 1) => (x === undefined || !Number.isFinite(x) ? "-" : x.toFixed(d));
@@ -37,6 +38,7 @@ export function formatReport(r: BenchResult, prev?: BenchResult): string {
         (p ? ` [prev ${fix(p.perSecond, 0)}]` : ""),
     );
   }
+  if (r.products) lines.push(...formatProducts(r.products, r.machine.cores));
   const cols = r.backends.filter((b) => !b.skipped);
   for (const b of r.backends.filter((b) => b.skipped)) lines.push(`${b.label}: skipped (${b.skipped})`);
   const before = (label: string) => prev?.backends.find((p) => p.label === label && !p.skipped);

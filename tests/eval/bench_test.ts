@@ -103,3 +103,28 @@ Deno.test("bench: --shapes adds the official ViT shapes; an unknown one is an er
     'unknown shape "vit_huge14"; expected vit_small16',
   );
 });
+
+Deno.test("bench products row: the reference step's products, each timed with every wasm kernel", async () => {
+  const { benchProducts, formatProducts } = await import("../../lib/eval/bench_products.ts");
+  const { createMasker, maskPreset } = await import("../../lib/masks/mod.ts");
+  const { Rng } = await import("../../lib/engine/rng.ts");
+  const masks = createMasker(maskPreset(7, 7)).sample(new Rng(0), 4);
+  const p = await benchProducts(4, masks, 0.005);
+  assert(p.kernels.includes("tfjs stock") && p.kernels.includes("SIMD, 1 thread"), `kernels: ${p.kernels}`);
+  // the step's own calls, with the flags it passes (backward products are transposed)
+  assert(
+    p.shapes.some((s) => s.transposeA) && p.shapes.some((s) => s.transposeB),
+    "no transposed product seen",
+  );
+  assert(p.shapes.some((s) => s.batch > 1), "no batched (attention) product seen");
+  const calls = p.shapes.reduce((t, s) => t + s.calls, 0);
+  assert(calls > 100, `only ${calls} products in a step`);
+  const flop = p.shapes.reduce((t, s) => t + 2 * s.calls * s.batch * s.m * s.n * s.k, 0) / 1e9;
+  assert(Math.abs(flop - p.gflopPerStep) < 1e-9, `${flop} vs ${p.gflopPerStep}`);
+  for (const k of p.kernels) {
+    assert(p.msPerStep[k] > 0 && Number.isFinite(p.msPerStep[k]), `${k}: ${p.msPerStep[k]} ms`);
+    for (const s of p.shapes) assert(s.gflops[k] > 0, `${k} on ${s.m}x${s.k}x${s.n}: ${s.gflops[k]}`);
+  }
+  const text = formatProducts(p, 2).join("\n");
+  assert(text.includes("ms per step: tfjs stock"), text);
+});
