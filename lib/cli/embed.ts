@@ -18,14 +18,25 @@ import { normalize } from "../data/augment.ts";
 import type { IJEPA } from "../model/ijepa.ts";
 import { writeSafetensors } from "../io/safetensors_write.ts";
 import { loadModel } from "../io/weights.ts";
-import { loadOfficialCheckpoint } from "../io/official.ts";
-import { BACKEND_FLAG, type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
+import {
+  BACKEND_FLAG,
+  checkOutputFile,
+  type CliSpec,
+  parseFlags,
+  runMain,
+  statIfAny,
+  UsageError,
+} from "./args.ts";
 
 const SPEC: CliSpec = {
   name: "embed",
   summary: "Frozen target-encoder features (average-pooled patch tokens) of every image in a folder.",
   flags: {
-    weights: { type: "string", help: "our .safetensors weights or an official .pth.tar checkpoint" },
+    weights: {
+      type: "string",
+      help:
+        "our .safetensors weights, an official .pth.tar checkpoint or a HuggingFace IJepaModel .safetensors",
+    },
     data: { type: "string", help: "folder of PNG/JPEG images (sub-folders included)" },
     out: { type: "string", help: "output file: .safetensors or .npy" },
     tokens: { type: "bool", help: "keep every patch token ([N, patches, D]) instead of the average" },
@@ -35,10 +46,6 @@ const SPEC: CliSpec = {
     json: { type: "bool", help: "one JSON line with the summary" },
   },
 };
-
-/** ImageNet statistics, as the official evaluation normalises its inputs. */
-const IMAGENET_MEAN = [0.485, 0.456, 0.406];
-const IMAGENET_STD = [0.229, 0.224, 0.225];
 
 /** Write a float32 array as a NumPy .npy file (format 1.0, little-endian, C order). */
 function encodeNpy(data: Float32Array, shape: number[]): Uint8Array {
@@ -61,27 +68,27 @@ async function main(args: string[]) {
     if (!f[k]) throw new UsageError(`embed: --${k} is required (see --help)`);
   }
   const out = f.out as string;
-  if (!/\.(safetensors|npy)$/.test(out)) {
-    throw new UsageError(`embed: --out must end in .safetensors or .npy, got ${out}`);
+  // every input and the destination checked before the backend starts
+  const ext = await checkOutputFile("embed", "out", out, [".safetensors", ".npy"]);
+  const weights = f.weights as string;
+  for (const [flag, path, want] of [["weights", weights, "file"], ["data", f.data as string, "folder"]]) {
+    const info = await statIfAny(path);
+    if (!info) throw new UsageError(`embed: --${flag} ${path}: no such ${want}`);
+    if (info.isDirectory !== (want === "folder")) {
+      throw new UsageError(
+        `embed: --${flag} ${path} is a ${info.isDirectory ? "folder" : "file"}; expected a ${want}`,
+      );
+    }
   }
   const json = Boolean(f.json);
   await setBackend(f.backend as string | undefined, { quiet: json });
-  const weights = f.weights as string;
   const t0 = performance.now();
-  let model: IJEPA, mean: number[], std: number[];
-  if (/\.(pth|pt|tar)$/.test(weights)) {
-    ({ model } = await loadOfficialCheckpoint(weights, {
-      parts: ["target_encoder"],
-      heads: f.heads as number | undefined,
-    }));
-    mean = IMAGENET_MEAN.slice(0, model.cfg.channels);
-    std = IMAGENET_STD.slice(0, model.cfg.channels);
-  } else {
-    const r = await loadModel(weights, { parts: ["target_encoder"] });
-    model = r.model;
-    mean = (r.meta.mean as number[] | undefined) ?? new Array(model.cfg.channels).fill(0.5);
-    std = (r.meta.std as number[] | undefined) ?? new Array(model.cfg.channels).fill(0.25);
-  }
+  // any weights file, told apart by its content: ours, an official checkpoint, a HuggingFace file
+  // (the last two carry the ImageNet mean and std their encoders were trained with)
+  const r = await loadModel(weights, { parts: ["target_encoder"], heads: f.heads as number | undefined });
+  const model: IJEPA = r.model;
+  const mean = (r.meta.mean as number[] | undefined) ?? new Array(model.cfg.channels).fill(0.5);
+  const std = (r.meta.std as number[] | undefined) ?? new Array(model.cfg.channels).fill(0.25);
   const loadSeconds = (performance.now() - t0) / 1000;
   const cfg = model.cfg;
   // at the model's size and channels: grey images repeated to 3 channels for RGB models (the
@@ -110,7 +117,7 @@ async function main(args: string[]) {
   }
   const seconds = (performance.now() - t1) / 1000;
   const shape = f.tokens ? [N, P, D] : [N, D];
-  if (out.endsWith(".npy")) {
+  if (ext === ".npy") {
     await Deno.writeFile(out, encodeNpy(features, shape));
     await Deno.writeTextFile(`${out}.files.txt`, files.join("\n") + "\n");
   } else {

@@ -11,6 +11,7 @@ import type { LazyTensor } from "../io/torch/tensors.ts";
 import { openTorchCheckpoint } from "../io/torch/checkpoint.ts";
 import { inferConfig, OFFICIAL_HEADS, officialStateDicts } from "../io/official.ts";
 import { PARTS, WEIGHTS_FORMAT } from "../io/weights.ts";
+import { describeHf, hfPrefix } from "../io/hf.ts";
 import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
 
 const SPEC: CliSpec = {
@@ -29,6 +30,8 @@ interface Inspection {
   kind: string;
   config?: ResolvedConfig;
   headsFrom?: string;
+  /** Where the image size came from, when no tensor or metadata states it (HuggingFace files). */
+  imageSizeFrom?: string;
   parts: Record<string, { tensors: number; parameters: number; dtypes: string[] }>;
   training: Record<string, unknown>;
   notUnderstood: string[];
@@ -78,7 +81,7 @@ async function inspectFile(path: string, heads?: number): Promise<Inspection> {
         `a checkpoint is a zip archive starting with "PK", a safetensors file an 8-byte header length and "{")`,
     );
   }
-  return await inspectSafetensors(path);
+  return await inspectSafetensors(path, heads);
 }
 
 async function inspectTorch(path: string, heads?: number): Promise<Inspection> {
@@ -131,9 +134,22 @@ async function inspectTorch(path: string, heads?: number): Promise<Inspection> {
   return out;
 }
 
-async function inspectSafetensors(path: string): Promise<Inspection> {
+async function inspectSafetensors(path: string, heads?: number): Promise<Inspection> {
   using st = await openSafetensors(path);
   const md = st.metadata;
+  if (md.format !== WEIGHTS_FORMAT && hfPrefix(st.names()) !== undefined) {
+    const hf = await describeHf(st, path, { heads });
+    return {
+      file: path,
+      kind: hf.kind,
+      config: hf.config,
+      headsFrom: hf.headsFrom,
+      imageSizeFrom: hf.imageSizeFrom,
+      parts: { encoder: { tensors: hf.tensors, parameters: hf.parameters, dtypes: hf.dtypes } },
+      training: hf.model ? { model: hf.model } : {},
+      notUnderstood: hf.ignored,
+    };
+  }
   const ours = md.format === WEIGHTS_FORMAT;
   const out: Inspection = {
     file: path,
@@ -187,6 +203,7 @@ function format(i: Inspection): string {
         }, ` +
         `MLP ${c.mlpHidden}; predictor ${c.predictorWidth} wide, ${c.predictorDepth} deep`,
     );
+    if (i.imageSizeFrom) lines.push(`image size from ${i.imageSizeFrom}`);
   }
   for (const [p, e] of Object.entries(i.parts)) {
     lines.push(

@@ -119,3 +119,26 @@ function checkRange(name: string, size: number, offset: number, length: number):
     );
   }
 }
+
+/** Whether bytes start as a zip archive does ("PK\x03\x04"): torch.save's container. */
+export function startsLikeZip(head: Uint8Array): boolean {
+  return head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04;
+}
+
+/**
+ * A file's first bytes for an error message: up to 8 as text (other bytes as ".") and in hex, e.g.
+ * `"# ijepa-" (23 20 69 6a 65 70 61 2d)`.
+ *
+ * @example
+ * ```ts
+ * import { describeStart } from "./byte_source.ts";
+ * const s = describeStart(new TextEncoder().encode("PK\x03\x04rest"));
+ * if (s !== '"PK..rest" (50 4b 03 04 72 65 73 74)') throw new Error(s);
+ * ```
+ */
+export function describeStart(head: Uint8Array): string {
+  const first = head.subarray(0, 8);
+  const text = String.fromCharCode(...first).replace(/[^\x20-\x7e]/g, ".");
+  const hex = [...first].map((b) => b.toString(16).padStart(2, "0")).join(" ");
+  return `${JSON.stringify(text)} (${hex})`;
+}

@@ -1,5 +1,6 @@
 /**
- * Weights in and out: safetensors, the official PyTorch checkpoints, and the shipped pretrained weights.
+ * Weights in and out: safetensors, the official PyTorch checkpoints, HuggingFace's IJepaModel files,
+ * and the shipped pretrained weights.
  *
  * @module
  */
@@ -13,8 +14,18 @@ export {
   pretrainedWeights,
   shippedReference,
 } from "./pretrained.ts";
-export { loadModel, type Part, saveModel, WEIGHTS_FORMAT, type WeightsMeta } from "./weights.ts";
+export {
+  loadModel,
+  type LoadOptions,
+  type Part,
+  saveModel,
+  WEIGHTS_FORMAT,
+  type WeightsMeta,
+} from "./weights.ts";
 export { loadOfficialCheckpoint } from "./official.ts";
+export { IMAGENET_MEAN, IMAGENET_STD } from "./official_layout.ts";
+export { describeHf, HF_LAYOUT, HF_MODELS, type HfDescription, loadHfModel } from "./hf.ts";
+export { weightsFileKind } from "./file_kind.ts";
 export { openSafetensors } from "./safetensors_read.ts";
 export { writeSafetensors } from "./safetensors_write.ts";
 export { openTorchCheckpoint } from "./torch/checkpoint.ts";

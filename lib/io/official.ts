@@ -1,7 +1,7 @@
 /**
  * The official I-JEPA checkpoints (`.pth.tar` from facebookresearch/ijepa's train.py), loaded
  * without Python: their state dicts by part, the model config inferred from tensor shapes, and a
- * model filled from them through the layout conversions of `weights.ts`.
+ * model filled from them through the layout conversions of `official_layout.ts`.
  *
  * @module
  */
@@ -9,7 +9,7 @@ import { type ModelConfig, modelConfig, type ResolvedConfig } from "../model/con
 import { IJEPA } from "../model/ijepa.ts";
 import { openTorchCheckpoint, stateDict } from "./torch/checkpoint.ts";
 import type { LazyTensor } from "./torch/tensors.ts";
-import { checkFits, fillPart, type Part, PARTS, type WeightsMeta } from "./weights.ts";
+import { checkFits, fillPart, type Part, PARTS, type WeightsMeta } from "./official_layout.ts";
 
 /** Head counts of the official model family by width (no tensor holds the head count). */
 export const OFFICIAL_HEADS: Record<number, number> = {

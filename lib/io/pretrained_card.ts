@@ -6,7 +6,7 @@
  * @example
  * ```ts
  * import { trainingSeconds } from "./pretrained_card.ts";
- * // two segments (a resume restarts `elapsed`): 10 s, then 5 s
+ * // an older run's two segments (its resume restarted `elapsed`): 10 s, then 5 s
  * const s = trainingSeconds('{"elapsed": 4}\n{"elapsed": 10}\n{"elapsed": 2}\n{"elapsed": 5}\n');
  * if (s !== 15) throw new Error(`expected 15, got ${s}`);
  * ```
@@ -15,8 +15,9 @@
 import type { CardProbe } from "./pretrained.ts";
 
 /**
- * Wall-clock training seconds from a run's metrics.jsonl: `elapsed` restarts at each resume, so
- * the segments' last values are added up.
+ * Wall-clock training seconds from a run's metrics.jsonl. The trainer now carries `elapsed` across
+ * resumes, so the last value is the total; in older runs it restarted at each resume, so a drop starts
+ * a new segment and the segments' last values are added up.
  */
 export function trainingSeconds(metricsJsonl: string): number {
   let total = 0, prev = 0;

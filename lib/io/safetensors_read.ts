@@ -1,175 +1,16 @@
 /**
- * Reading safetensors: the header parsed and validated (dtypes, shapes, byte ranges tiling the
- * data buffer, string metadata), then tensors read from bytes in memory or lazily from a file.
+ * Reading safetensors: the header parsed and validated (`safetensors_header.ts`: dtypes, shapes,
+ * byte ranges tiling the data buffer, string metadata; files of another kind and truncated ones
+ * named as such), then tensors read from bytes in memory or lazily from a file.
  *
  * @module
  */
 
 import { type ByteSource, fileSource } from "./byte_source.ts";
-import {
-  DTYPE_NAMES,
-  DTYPES,
-  fmtShape,
-  isDtype,
-  product,
-  type SafetensorsDtype,
-  type TensorData,
-  toFloat32,
-  toInt32,
-  validShape,
-} from "./dtypes.ts";
+import { DTYPES, type TensorData, toFloat32, toInt32 } from "./dtypes.ts";
+import { headerLength, parseHeader, type TensorEntry, type TensorInfo } from "./safetensors_header.ts";
 
-/** What the header says about one tensor. */
-export interface TensorInfo {
-  /** Element type as stored. */
-  dtype: SafetensorsDtype;
-  /** Dimensions, outermost first (a copy; `[]` for 0-d). */
-  shape: number[];
-  /** Bytes the tensor takes in the data buffer: product(shape) * element size. */
-  byteLength: number;
-}
-
-/** The official library refuses headers over 100 MB; so do we, before allocating one. */
-const MAX_HEADER_BYTES = 100_000_000;
-
-/** A tensor's header entry: its info plus where its bytes lie in the data buffer. */
-export interface TensorEntry extends TensorInfo {
-  /** First byte, relative to the start of the data buffer (the byte after the header). */
-  begin: number;
-  /** One past the last byte. */
-  end: number;
-}
-
-/** Parses and validates a header against a data buffer of `bufferLength` bytes. */
-function parseHeader(
-  headerBytes: Uint8Array,
-  bufferLength: number,
-  where: string,
-): { metadata: Record<string, string>; entries: Map<string, TensorEntry> } {
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(headerBytes);
-  } catch {
-    throw new SyntaxError(`${where}: header is not valid UTF-8`);
-  }
-  let header: unknown;
-  try {
-    header = JSON.parse(text);
-  } catch (e) {
-    throw new SyntaxError(
-      `${where}: header is not JSON (${(e as Error).message}); starts with ${
-        JSON.stringify(text.slice(0, 40))
-      }`,
-    );
-  }
-  if (header === null || typeof header !== "object" || Array.isArray(header)) {
-    throw new SyntaxError(`${where}: header must be a JSON object, got ${JSON.stringify(header)}`);
-  }
-  const metadata: Record<string, string> = {};
-  const entries = new Map<string, TensorEntry>();
-  for (const [name, raw] of Object.entries(header)) {
-    if (name === "__metadata__") {
-      if (raw === null) continue;
-      if (typeof raw !== "object" || Array.isArray(raw)) {
-        throw new TypeError(`${where}: __metadata__ must be an object, got ${JSON.stringify(raw)}`);
-      }
-      for (const [k, v] of Object.entries(raw)) {
-        if (typeof v !== "string") {
-          throw new TypeError(
-            `${where}: metadata "${k}" must be a string, got ${JSON.stringify(v)}`,
-          );
-        }
-        Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true });
-      }
-      continue;
-    }
-    const t = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
-    if (t === null || typeof t !== "object") {
-      throw new TypeError(`${where}: tensor "${name}": expected an object, got ${raw}`);
-    }
-    if (!isDtype(t.dtype)) {
-      throw new TypeError(
-        `${where}: tensor "${name}": unknown dtype ${
-          JSON.stringify(t.dtype)
-        }; this reader knows ${DTYPE_NAMES}`,
-      );
-    }
-    if (!validShape(t.shape)) {
-      throw new TypeError(
-        `${where}: tensor "${name}": shape must be non-negative integers, got ${JSON.stringify(t.shape)}`,
-      );
-    }
-    const off = t.data_offsets;
-    if (
-      !Array.isArray(off) || off.length !== 2 || !off.every((x) => Number.isSafeInteger(x)) ||
-      off[0] < 0 || off[1] < off[0] || off[1] > bufferLength
-    ) {
-      throw new RangeError(
-        `${where}: tensor "${name}": data_offsets ${
-          JSON.stringify(off)
-        } out of range; the data buffer holds ${bufferLength} bytes`,
-      );
-    }
-    const byteLength = product(t.shape) * DTYPES[t.dtype].size;
-    if (off[1] - off[0] !== byteLength) {
-      throw new RangeError(
-        `${where}: tensor "${name}": ${t.dtype} ${
-          fmtShape(t.shape)
-        } needs ${byteLength} bytes, data_offsets [${off[0]}, ${off[1]}] give ${off[1] - off[0]}`,
-      );
-    }
-    entries.set(name, {
-      dtype: t.dtype,
-      shape: t.shape.slice(),
-      byteLength,
-      begin: off[0],
-      end: off[1],
-    });
-  }
-  // The tensors must tile the data buffer exactly: no overlap, no gap, nothing left over.
-  const sorted = [...entries].sort((a, b) => a[1].begin - b[1].begin || a[1].end - b[1].end);
-  let covered = 0;
-  let last = "";
-  for (const [name, e] of sorted) {
-    if (e.begin < covered) {
-      throw new RangeError(
-        `${where}: tensor "${name}" [${e.begin}, ${e.end}) overlaps tensor "${last}" (ends at ${covered})`,
-      );
-    }
-    if (e.begin > covered) {
-      throw new RangeError(
-        `${where}: bytes [${covered}, ${e.begin}) of the data buffer belong to no tensor`,
-      );
-    }
-    covered = e.end;
-    last = name;
-  }
-  if (covered !== bufferLength) {
-    throw new RangeError(
-      `${where}: tensors cover ${covered} bytes but the data buffer holds ${bufferLength}`,
-    );
-  }
-  return { metadata, entries };
-}
-
-/** Reads the 8-byte length, checks it against the total size, and returns it. */
-function headerLength(first8: Uint8Array, total: number, where: string): number {
-  if (total < 8) {
-    throw new RangeError(
-      `${where}: ${total} bytes is shorter than the 8-byte header length of a safetensors file`,
-    );
-  }
-  const n = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
-  if (n > BigInt(total - 8)) {
-    throw new RangeError(
-      `${where}: header length ${n} is larger than the file (${total - 8} bytes after the length)`,
-    );
-  }
-  if (n > BigInt(MAX_HEADER_BYTES)) {
-    throw new RangeError(`${where}: header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
-  }
-  return Number(n);
-}
+export type { TensorEntry, TensorInfo } from "./safetensors_header.ts";
 
 /**
  * Names, dtypes, shapes and metadata of a safetensors file: what {@link SafetensorsBytes} and
@@ -244,7 +85,7 @@ export class SafetensorsBytes extends SafetensorsHeader {
   /** Use {@link decodeSafetensors}. */
   constructor(bytes: Uint8Array, source: string) {
     const where = `safetensors ${source}`;
-    const n = headerLength(bytes.subarray(0, 8), bytes.length, where);
+    const n = headerLength(bytes.subarray(0, 16), bytes.length, where);
     super(source, parseHeader(bytes.subarray(8, 8 + n), bytes.length - 8 - n, where), 8 + n);
     this.#bytes = bytes;
   }
@@ -353,7 +194,7 @@ export async function openSafetensors(pathOrSource: string | ByteSource): Promis
   const src = typeof pathOrSource === "string" ? await fileSource(pathOrSource) : pathOrSource;
   try {
     const where = `safetensors ${src.name}`;
-    const first = src.size >= 8 ? await src.read(0, 8) : new Uint8Array(0);
+    const first = await src.read(0, Math.min(16, src.size));
     const n = headerLength(first, src.size, where);
     const parsed = parseHeader(await src.read(8, n), src.size - 8 - n, where);
     return new SafetensorsFile(src, parsed, 8 + n);

@@ -267,13 +267,32 @@ Deno.test("safetensors: each corrupt case fails with a message naming the proble
   const cases: [string, Uint8Array, RegExp][] = [
     ["short file", new Uint8Array(5), /5 bytes is shorter than the 8-byte header length/],
     [
-      "header length beyond the file",
+      "header length beyond the file (truncated in the header)",
       rawFile({}, 0, 1000n),
-      /header length 1000 is larger than the file \(2 bytes after the length\)/,
+      /truncated or corrupt: its first 8 bytes give a header of 1000 bytes, but only 2 bytes follow them \(the file is 10 bytes\)/,
     ],
-    ["header length 2^64-1", rawFile({}, 0, (1n << 64n) - 1n), /is larger than the file/],
+    [
+      "header length 2^64-1",
+      rawFile({}, 0, (1n << 64n) - 1n),
+      /truncated or corrupt: its first 8 bytes give a header of 18446744073709551615 bytes/,
+    ],
+    [
+      "a text file",
+      enc.encode("# ijepa-deno\n\nA Deno-first toolkit"),
+      /not a safetensors file: expected an 8-byte little-endian header length followed by a JSON header starting with "\{", but it starts with "# ijepa-" \(23 20 69 6a 65 70 61 2d\)$/,
+    ],
+    [
+      "a zip (torch.save)",
+      enc.encode("PK\x03\x04\x00\x00\x08\x08rest of a zip"),
+      /not a safetensors file: .* it starts with "PK\.\.\.\.\.\." \(50 4b 03 04 00 00 08 08\), a zip archive as torch\.save writes .* loadModel opens either kind/,
+    ],
+    [
+      "a 5-byte text",
+      enc.encode("hello"),
+      /5 bytes is shorter than the 8-byte header length of a safetensors file \(it starts with "hello"/,
+    ],
     ["header not JSON", rawFile("{not json", 0), /header is not JSON .*"\{not json"/],
-    ["header is an array", rawFile("[1, 2]", 0), /header must be a JSON object, got \[1,2\]/],
+    ["header is an array", rawFile("[1, 2]", 0), /not a safetensors file: .*JSON header starting with "\{"/],
     [
       "invalid UTF-8",
       (() => {
@@ -284,9 +303,14 @@ Deno.test("safetensors: each corrupt case fails with a message naming the proble
       /header is not valid UTF-8/,
     ],
     [
-      "offsets past the buffer",
+      "offsets past the buffer (truncated in the data)",
       rawFile({ a: f32([2], 0, 8), b: f32([2], 8, 16) }, 12),
-      /tensor "b": data_offsets \[8,16\] out of range; the data buffer holds 12 bytes/,
+      /truncated or corrupt: the header places tensor data up to byte 16 after it \(tensor "b"\), but only 12 bytes follow the header \(4 missing\)/,
+    ],
+    [
+      "offsets out of range",
+      rawFile({ a: f32([2], -8, 0) }, 8),
+      /tensor "a": data_offsets \[-8,0\] out of range; the data buffer holds 8 bytes/,
     ],
     [
       "offsets reversed",
@@ -350,7 +374,9 @@ Deno.test("safetensors: opening a corrupt file names the path and closes it", as
     await Deno.writeFile(path, rawFile({ a: f32([2], 0, 8) }, 4));
     await assert.rejects(
       () => openSafetensors(path),
-      new RegExp(`safetensors ${path}: tensor "a": data_offsets \\[0,8\\] out of range`),
+      new RegExp(
+        `safetensors ${path}: truncated or corrupt: .* only 4 bytes follow the header \\(4 missing\\)`,
+      ),
     );
     await Deno.writeFile(path, new Uint8Array(3));
     await assert.rejects(() => openSafetensors(path), /3 bytes is shorter than the 8-byte/);
@@ -422,8 +448,8 @@ Deno.test("safetensors: open reads only the header; read(name) reads only that t
     const { src, reads } = counting(await fileSource(path));
     using st = await openSafetensors(src);
     const headerBytes = reads.reduce((a, [, n]) => a + n, 0);
-    assert.equal(reads.length, 2); // the length, then the header
-    assert.equal(reads[0][1], 8);
+    assert.equal(reads.length, 2); // the length and the header's first bytes, then the header
+    assert.equal(reads[0][1], 16);
     assert.ok(headerBytes < 400, `open read ${headerBytes} bytes`);
     reads.length = 0;
     const small = await st.read("small");
