@@ -7,8 +7,21 @@ import { formatSummary, runStudy, STUDIES, type Study, summarise } from "../eval
 import { setBackend } from "../engine/backend.ts";
 import { modelConfig, PRESET_NAMES } from "../model/config.ts";
 import { loadDataset } from "../data/load.ts";
+import { recipe } from "../train/recipes.ts";
 import { parseModelSettings } from "../eval/ablate_settings.ts";
-import { asUsage, BACKEND_FLAG, type CliSpec, DATA_FLAG, parseFlags, runMain } from "./args.ts";
+import { FIGURE_EXTENSIONS } from "../viz/figure_file.ts";
+import { StudyProgress } from "../viz/progress_text.ts";
+import {
+  asUsage,
+  BACKEND_FLAG,
+  checkDataFlag,
+  checkOutputFile,
+  checkOutputFolder,
+  type CliSpec,
+  DATA_FLAG,
+  parseFlags,
+  runMain,
+} from "./args.ts";
 
 const SPEC: CliSpec = {
   name: "ablate",
@@ -30,7 +43,7 @@ const SPEC: CliSpec = {
         "model settings for every arm alike, e.g. predictorDepth=2,varianceWeight=0 (fields of the preset)",
     },
     out: { type: "string", help: "study folder (default runs/ablate-<study>-<preset>)" },
-    png: { type: "string", help: "write a bar chart of the results to this PNG file" },
+    png: { type: "string", help: "write a bar chart of the results to this file (.png or .svg)" },
     json: { type: "bool", help: "print the results as one JSON line" },
   },
 };
@@ -38,19 +51,26 @@ const SPEC: CliSpec = {
 async function main(args: string[]) {
   const f = parseFlags(args, SPEC);
   const json = Boolean(f.json);
-  await setBackend(f.backend as string | undefined, { quiet: json });
   const study = f.study as Study;
   const preset = f.preset as string;
+  // every flag checked before the backend starts and the data loads
   const model = asUsage(() => parseModelSettings((f.model as string | undefined) ?? ""));
+  asUsage(() => modelConfig(preset, model)); // a wrong key or value of --model
+  const out = (f.out as string | undefined) ?? `runs/ablate-${study}-${preset}`;
+  await checkOutputFolder("ablate", "out", out);
+  if (f.png !== undefined) await checkOutputFile("ablate", "png", f.png as string, FIGURE_EXTENSIONS);
+  await checkDataFlag("ablate", f.data as string | undefined);
+  await setBackend(f.backend as string | undefined, { quiet: json });
   // Image folders come in at the arms' size and channels.
   const shape = { ...modelConfig(preset), ...model };
   const data = await loadDataset(f.data as string | undefined, {
     imageSize: shape.imageSize,
     channels: shape.channels as 1 | 3,
   });
-  const out = (f.out as string | undefined) ?? `runs/ablate-${study}-${preset}`;
   const log = json ? () => {} : (l: string) => console.error(l);
   log(`data: ${data.source}\nstudy ${study}, preset ${preset}, results in ${out}/results.json`);
+  const steps = (f.steps as number | undefined) ?? recipe(preset).steps;
+  let progress: StudyProgress | undefined;
   const results = await runStudy({
     study,
     preset,
@@ -61,10 +81,22 @@ async function main(args: string[]) {
     data,
     outDir: out,
     log,
+    // per-run progress on stderr, as pretrain's (a line at each run's first and last step, else every 10 s)
+    onRun: json ? undefined : (run, event) => {
+      progress ??= new StudyProgress({ runs: run.count, stepsPerRun: steps });
+      if (event === "start") progress.runStarted();
+      else if (event === "done") progress.runDone();
+      else progress.runSkipped();
+    },
+    onStep: json ? undefined : (run, s) => {
+      const line = progress?.step(run, s);
+      if (line) log(line);
+    },
   });
   const rows = summarise(results);
   if (f.png) {
-    const { plotBars, savePng } = await import("../viz/mod.ts");
+    const { plotBars } = await import("../viz/figures_results.ts");
+    const { saveFigure } = await import("../viz/figure_file.ts");
     const bars = rows.flatMap((r) =>
       ["probe 1%", "probe 10-shot", "kNN 1%"].filter((c) => r.cells[c]).map((c) => ({
         group: c,
@@ -73,7 +105,7 @@ async function main(args: string[]) {
         std: r.cells[c][1],
       }))
     );
-    await savePng(
+    await saveFigure(
       plotBars(bars, {
         title: `${study} study (${preset}, ${results.steps} steps)`,
         y: "test accuracy (%)",

@@ -132,10 +132,13 @@ export function parseFlags(
     }
     const f = spec.flags[name];
     if (!f) {
+      const near = closestFlag(name, Object.keys(spec.flags));
       throw new UsageError(
-        `${spec.name}: unknown flag --${name}; expected one of ${
-          Object.keys(spec.flags).map((k) => "--" + k).join(", ")
-        } (see --help)`,
+        near !== undefined
+          ? `${spec.name}: unknown flag --${name}; did you mean --${near}? (see --help)`
+          : `${spec.name}: unknown flag --${name}; expected one of ${
+            Object.keys(spec.flags).map((k) => "--" + k).join(", ")
+          } (see --help)`,
       );
     }
     if (f.type === "bool") {
@@ -159,6 +162,38 @@ export function parseFlags(
   return Object.assign(out, { _: positionals });
 }
 
+/**
+ * Edit distance between two strings where swapping two neighbouring letters counts as one edit
+ * (optimal string alignment), so `stpes` is one edit from `steps`.
+ */
+export function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/**
+ * The known flag closest to a mistyped one, if one is close enough to be a typo: at most 2 edits,
+ * and fewer than half the typed name's letters (so `--x` suggests nothing); `--help` included.
+ */
+export function closestFlag(typed: string, known: readonly string[]): string | undefined {
+  let best: string | undefined, bestD = Infinity;
+  for (const k of [...known, "help"]) {
+    const d = editDistance(typed.toLowerCase(), k);
+    if (d < bestD) [best, bestD] = [k, d];
+  }
+  return bestD <= 2 && bestD < typed.length / 2 ? best : undefined;
+}
+
 function convert(task: string, name: string, f: FlagSpec, v: string): Value {
   if (f.type === "string") {
     if (f.choices && !f.choices.includes(v)) {
@@ -180,6 +215,128 @@ function convert(task: string, name: string, f: FlagSpec, v: string): Value {
     );
   }
   return n;
+}
+
+/** The extension of a path (`.png`), lower case; "" when it has none. */
+function extensionOf(path: string): string {
+  const base = path.slice(path.lastIndexOf("/") + 1);
+  const dot = base.lastIndexOf(".");
+  return dot > 0 ? base.slice(dot).toLowerCase() : "";
+}
+
+/**
+ * `Deno.stat`, or undefined where nothing is at `path`: not found, or a file stands where a
+ * folder of the path should be (`a-file/x`: ENOTDIR).
+ */
+export async function statIfAny(path: string): Promise<Deno.FileInfo | undefined> {
+  try {
+    return await Deno.stat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return undefined;
+    throw e;
+  }
+}
+
+/** Whether the folder takes new files: a test file made and removed (Deno has no access(2)). */
+async function writable(dir: string): Promise<boolean> {
+  try {
+    const probe = await Deno.makeTempFile({ dir, prefix: ".ijepa-write-check-" });
+    await Deno.remove(probe);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The folder part of a path ("." for a bare name). */
+function folderOf(path: string): string {
+  const cut = path.replace(/\/+$/, "").lastIndexOf("/");
+  return cut < 0 ? "." : cut === 0 ? "/" : path.slice(0, cut);
+}
+
+/**
+ * Check an output file before any work starts: its extension is one of `extensions` (the format
+ * follows the extension), it is not a folder, and its folder exists and takes new files. Output
+ * files never create folders (a mistyped folder would otherwise appear silently); run folders do,
+ * see {@link checkOutputFolder}. Returns the extension, lower case.
+ */
+export async function checkOutputFile(
+  task: string,
+  flag: string,
+  path: string,
+  extensions: readonly string[],
+): Promise<string> {
+  const ext = extensionOf(path);
+  if (!extensions.includes(ext)) {
+    throw new UsageError(
+      `${task}: --${flag} ${path}: expected a file name ending in ${extensions.join(" or ")} ` +
+        `(the format follows the extension), got ${ext === "" ? "no extension" : `"${ext}"`}`,
+    );
+  }
+  if ((await statIfAny(path))?.isDirectory) {
+    throw new UsageError(`${task}: --${flag} ${path} is a folder; expected a file name`);
+  }
+  const dir = folderOf(path);
+  const info = await statIfAny(dir);
+  if (!info) {
+    throw new UsageError(`${task}: --${flag} ${path}: the folder ${dir} does not exist; create it first`);
+  }
+  if (!info.isDirectory) throw new UsageError(`${task}: --${flag} ${path}: ${dir} is not a folder`);
+  if (!(await writable(dir))) {
+    throw new UsageError(`${task}: --${flag} ${path}: cannot write in the folder ${dir}`);
+  }
+  return ext;
+}
+
+/**
+ * Check an output folder before any work starts: it is a folder or does not exist yet (the task
+ * creates it, with any missing parents, as run folders always were), and the folder that will hold
+ * it takes new files.
+ */
+export async function checkOutputFolder(task: string, flag: string, path: string): Promise<void> {
+  let dir = path.replace(/\/+$/, "") || "/";
+  for (;;) {
+    const info = await statIfAny(dir);
+    if (info) {
+      if (!info.isDirectory) {
+        throw new UsageError(
+          dir === path.replace(/\/+$/, "")
+            ? `${task}: --${flag} ${path} is a file; expected a folder`
+            : `${task}: --${flag} ${path}: ${dir} is a file, so the folder cannot be made`,
+        );
+      }
+      if (!(await writable(dir))) throw new UsageError(`${task}: --${flag} ${path}: cannot write in ${dir}`);
+      return;
+    }
+    const up = folderOf(dir);
+    if (up === dir) return;
+    dir = up;
+  }
+}
+
+/** The dataset names `--data` takes besides a folder (lib/data/load.ts `loadDataset`). */
+const DATA_NAMES = ["fashion-mnist", "fashion-mnist-subset"];
+
+/**
+ * Check `--data` before the backend starts: a dataset name, or a folder that exists (what the
+ * folder holds is checked when it loads). Unset passes (the default is found at load time).
+ */
+export async function checkDataFlag(task: string, value: string | undefined, flag = "data"): Promise<void> {
+  if (value === undefined || DATA_NAMES.includes(value)) return;
+  const info = await statIfAny(value);
+  if (!info) {
+    throw new UsageError(
+      `${task}: --${flag} ${value}: no such folder; expected a dataset folder, ${
+        DATA_NAMES.map((n) => `"${n}"`).join(" or ")
+      }`,
+    );
+  }
+  if (!info.isDirectory) {
+    throw new UsageError(
+      `${task}: --${flag} ${value} is a file; expected a dataset folder (IDX files, CIFAR binary batches or ` +
+        `an image folder), ${DATA_NAMES.map((n) => `"${n}"`).join(" or ")}`,
+    );
+  }
 }
 
 /**

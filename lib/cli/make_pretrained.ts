@@ -25,7 +25,15 @@ import { type ProbeTable, runProbeSuite } from "../eval/suite.ts";
 import { Rng } from "../engine/rng.ts";
 import { VisionTransformer } from "../model/vit.ts";
 import { loadModel, saveModel } from "../io/weights.ts";
-import { BACKEND_FLAG, type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
+import {
+  BACKEND_FLAG,
+  checkDataFlag,
+  checkOutputFolder,
+  type CliSpec,
+  parseFlags,
+  runMain,
+  UsageError,
+} from "./args.ts";
 
 /** Pools up to this size also get the all-labels probe column. */
 const ALL_LABELS_MAX_POOL = 20000;
@@ -90,6 +98,11 @@ async function main(args: string[]) {
     );
   }
   const outDir = (f.out as string | undefined) ?? fileURLToPath(PRETRAINED_DIR);
+  await checkOutputFolder("make-pretrained", "out", outDir);
+  const dataSpecs = f.data !== undefined
+    ? (f.data as string).split(",").map((s) => s.trim()).filter(Boolean)
+    : [undefined, "fashion-mnist-subset"];
+  for (const spec of dataSpecs) await checkDataFlag("make-pretrained", spec);
   const backend = await setBackend(f.backend as string | undefined, { quiet: true });
   console.error(backend.line);
 
@@ -126,9 +139,6 @@ async function main(args: string[]) {
 
   // Probe the file as shipped: loaded back from half precision.
   const shipped = await loadModel(path, { parts: ["target_encoder"] });
-  const dataSpecs = f.data !== undefined
-    ? (f.data as string).split(",").map((s) => s.trim()).filter(Boolean)
-    : [undefined, "fashion-mnist-subset"];
   const probes: CardProbe[] = [];
   const seen = new Set<string>();
   for (const spec of dataSpecs) {

@@ -16,7 +16,7 @@
 
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
-import { parseFlags, runMain } from "./args.ts";
+import { checkOutputFolder, parseFlags, runMain, statIfAny, UsageError } from "./args.ts";
 import { encodeIdx } from "../data/idx.ts";
 import { loadFashionMnist, SYSTEM_FASHION_MNIST_DIR } from "../data/load.ts";
 import { SUBSET_SEED, subsetIndices } from "../data/subset_draw.ts";
@@ -37,11 +37,20 @@ async function main(args: string[]): Promise<void> {
         help: "full Fashion-MNIST directory",
       },
       out: { type: "string", default: "data/fashion-mnist", help: "output directory" },
-      seed: { type: "int", default: SUBSET_SEED, help: "selection seed" },
+      seed: { type: "int", min: 0, default: SUBSET_SEED, help: "selection seed" },
     },
   });
   const dir = f.data as string;
   const out = f.out as string;
+  // both ends checked before the 70k images are read
+  const info = await statIfAny(dir);
+  if (!info) {
+    throw new UsageError(
+      `make-subset: --data ${dir}: no such folder; expected the full Fashion-MNIST's IDX files`,
+    );
+  }
+  if (!info.isDirectory) throw new UsageError(`make-subset: --data ${dir} is a file; expected a folder`);
+  await checkOutputFolder("make-subset", "out", out);
   const full = await loadFashionMnist({ dir });
   const splits = { train: full.train, test: full.test };
   const picked = subsetIndices(splits.train, splits.test, f.seed as number);

@@ -13,7 +13,8 @@
  * @module
  */
 
-import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
+import { checkOutputFile, type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
+import { FIGURE_EXTENSIONS } from "../viz/figure_file.ts";
 import { createMasker, type MultiBlockMasker } from "../masks/masker.ts";
 import { type MaskStatistics, maskStatistics, type Summary } from "../masks/statistics.ts";
 import type { MaskSample } from "../masks/batch.ts";
@@ -32,12 +33,12 @@ const SPEC: CliSpec = {
     "(truncate = batch's shortest context, pad = longest), fallback rate, and masks per second.\n" +
     "Starts from the grid's preset (7x7, 8x8, 14x14, 16x16; paper defaults on larger grids).",
   flags: {
-    grid: { type: "int", default: 14, help: "square patch grid, rows = cols" },
-    rows: { type: "int", help: "patch-grid rows (overrides --grid)" },
-    cols: { type: "int", help: "patch-grid columns (overrides --grid)" },
+    grid: { type: "int", min: 1, default: 14, help: "square patch grid, rows = cols" },
+    rows: { type: "int", min: 1, help: "patch-grid rows (overrides --grid)" },
+    cols: { type: "int", min: 1, help: "patch-grid columns (overrides --grid)" },
     batch: { type: "int", min: 1, default: 64, help: "examples per batch" },
     batches: { type: "int", min: 1, default: 200, help: "batches to draw" },
-    seed: { type: "int", default: 0, help: "RNG seed" },
+    seed: { type: "int", min: 0, default: 0, help: "RNG seed" },
     json: { type: "bool", help: "print one JSON line instead of a table" },
     paper: { type: "bool", help: "start from the paper's defaults, not the grid's preset" },
     strategy: {
@@ -45,16 +46,16 @@ const SPEC: CliSpec = {
       choices: ["multiblock", "rasterized", "block", "random"],
       help: "masking strategy",
     },
-    targets: { type: "int", help: "M, target blocks per example (multiblock)" },
+    targets: { type: "int", min: 1, help: "M, target blocks per example (multiblock)" },
     collate: { type: "string", choices: ["truncate", "pad"], help: "context collation" },
-    "min-keep": { type: "int", help: "fewest context patches per example" },
-    "max-tries": { type: "int", help: "draws per example before the fallback" },
+    "min-keep": { type: "int", min: 0, help: "fewest context patches per example" },
+    "max-tries": { type: "int", min: 1, help: "draws per example before the fallback" },
     "target-scale": { type: "string", help: "target block area fraction LO,HI" },
     "target-aspect": { type: "string", help: "target block height/width LO,HI" },
     "context-scale": { type: "string", help: "context block area fraction LO,HI" },
     "context-aspect": { type: "string", help: "context block height/width LO,HI" },
     "mask-ratio": { type: "float", help: "random strategy: fraction of patches masked" },
-    png: { type: "string", help: "write example masks of the first batch to this PNG file" },
+    png: { type: "string", help: "write example masks of the first batch to this file (.png or .svg)" },
     "png-count": { type: "int", min: 1, default: 16, help: "examples drawn with --png" },
   },
 };
@@ -147,9 +148,7 @@ async function main(args: string[]): Promise<void> {
     throw new UsageError(e instanceof Error ? e.message : String(e));
   }
   const batch = f.batch as number, batches = f.batches as number, seed = f.seed as number;
-  if (!(batch >= 1) || !(batches >= 1)) {
-    throw new UsageError(`masks: --batch and --batches must be >= 1, got ${batch} and ${batches}`);
-  }
+  if (f.png !== undefined) await checkOutputFile("masks", "png", f.png as string, FIGURE_EXTENSIONS);
   let first: MaskSample[] = [];
   const stats = maskStatistics(masker, { batch, batches, seed }, (ex) => (first = ex));
   const o = masker.options;
@@ -162,7 +161,8 @@ async function main(args: string[]): Promise<void> {
   }
   if (f.png !== undefined) {
     const count = Math.min(f["png-count"] as number, first.length);
-    const { plotMasks, savePng } = await import("../viz/mod.ts");
+    const { plotMasks } = await import("../viz/figures_images.ts");
+    const { saveFigure } = await import("../viz/figure_file.ts");
     const svg = plotMasks(
       first.slice(0, count).map((e) => ({ rows: o.rows, cols: o.cols, ...e })),
       {
@@ -170,7 +170,7 @@ async function main(args: string[]): Promise<void> {
         title: `${o.strategy} masks, ${o.rows}x${o.cols} grid, seed ${seed}`,
       },
     );
-    await savePng(svg, f.png as string);
+    await saveFigure(svg, f.png as string);
     if (!f.json) console.log(`wrote ${count} examples to ${f.png}`);
   }
 }

@@ -18,10 +18,22 @@ import {
   METRICS_FILE,
   type StepInfo,
   TRAINER_DEFAULTS,
+  type TrainerOptions,
 } from "../train/trainer.ts";
 import { saveModel } from "../io/weights.ts";
+import { readRunConfig, recordResume, runVersions, writeRunConfig } from "../train/run_record.ts";
 import { runAfterPretrain } from "../eval/probe_task.ts";
-import { BACKEND_FLAG, type CliSpec, DATA_FLAG, parseFlags, runMain, UsageError } from "./args.ts";
+import { formatDuration } from "../viz/progress_text.ts";
+import {
+  BACKEND_FLAG,
+  checkDataFlag,
+  checkOutputFolder,
+  type CliSpec,
+  DATA_FLAG,
+  parseFlags,
+  runMain,
+  UsageError,
+} from "./args.ts";
 
 const SPEC: CliSpec = {
   name: "pretrain",
@@ -73,10 +85,11 @@ function progress(json: boolean) {
   const enc = new TextEncoder();
   return {
     step(s: StepInfo) {
+      // elapsed and step both count across resumes, so their ratio is the run's pace
       const eta = s.step > 0 ? (s.elapsed / s.step) * (s.steps - s.step) : 0;
       const std = s.targetStd !== undefined ? ` std ${s.targetStd.toFixed(3)}` : "";
       const text = `step ${s.step}/${s.steps} loss ${s.loss.toFixed(4)} lr ${s.lr.toExponential(2)}${std} ` +
-        `${s.imgPerSec.toFixed(1)} img/s ETA ${eta.toFixed(0)}s`;
+        `${s.imgPerSec.toFixed(1)} img/s ETA ${formatDuration(eta)}`;
       if (tty) {
         const width = 24;
         const done = Math.round((width * s.step) / s.steps);
@@ -88,6 +101,39 @@ function progress(json: boolean) {
       }
     },
   };
+}
+
+/**
+ * A resumed run keeps the settings it started with; a flag given with another value (it used to
+ * be ignored without a word) is a usage error, the same value passes. `--epochs` is always
+ * refused: the run's length is already in steps.
+ */
+function resumeConflicts(
+  args: string[],
+  f: Record<string, unknown>,
+  preset: string | null | undefined,
+  o: Partial<TrainerOptions>,
+): void {
+  const given = (n: string) => args.some((a) => a === `--${n}` || a.startsWith(`--${n}=`));
+  const run: [string, unknown][] = [
+    ["preset", preset],
+    ["steps", o.steps],
+    ["batch", o.batchSize],
+    ["lr", o.lr?.ref],
+    ["seed", o.seed],
+    ["collate", o.masks?.collate],
+    ["checkpoint-every", o.checkpointEvery],
+  ];
+  const differ = run.filter(([n, v]) => given(n) && f[n] !== v).map(([n, v]) =>
+    `--${n} ${f[n]} (the run: ${v})`
+  );
+  if (given("epochs")) differ.push(`--epochs ${f.epochs}`);
+  if (differ.length > 0) {
+    throw new UsageError(
+      `pretrain: --resume continues the run with the settings it started with; ${differ.join(", ")} ` +
+        "would change them: start a new run instead (another --out)",
+    );
+  }
 }
 
 /** The first and last loss of a run folder's metrics.jsonl, if it can be read. */
@@ -106,6 +152,35 @@ async function main(args: string[]) {
   if (f.steps !== undefined && f.epochs !== undefined) {
     throw new UsageError("pretrain: give --steps or --epochs, not both");
   }
+  // Every check of the command line before the backend starts and the data loads (minutes for a
+  // full dataset), and before the run folder is made.
+  let outDir = f.out as string | undefined;
+  if (f.resume) {
+    if (!outDir) throw new UsageError("pretrain: --resume needs --out DIR (the run folder to continue)");
+    try {
+      Deno.statSync(`${outDir}/${CHECKPOINT_FILE}`);
+    } catch {
+      throw new UsageError(
+        `pretrain: --resume: no checkpoint at ${outDir}/${CHECKPOINT_FILE} to resume from`,
+      );
+    }
+    // the settings the run started with, from config.json (runs from before it: after the checkpoint loads)
+    const started = await readRunConfig(outDir).catch(() => undefined);
+    if (started) resumeConflicts(args, f, started.preset, started.trainer as Partial<TrainerOptions>);
+  } else {
+    outDir ??= `runs/${f.preset}-${stamp()}`;
+    try {
+      Deno.statSync(`${outDir}/${CHECKPOINT_FILE}`);
+      throw new UsageError(
+        `pretrain: ${outDir} already holds a run; continue it with --resume or pick another --out`,
+      );
+    } catch (e) {
+      if (e instanceof UsageError) throw e;
+    }
+  }
+  await checkOutputFolder("pretrain", "out", outDir);
+  await checkDataFlag("pretrain", f.data as string | undefined);
+
   const json = Boolean(f.json);
   const info = await setBackend(f.backend as string | undefined, { quiet: json });
   // Up front, before minutes of training: what running without a BLAS library costs here.
@@ -124,19 +199,37 @@ async function main(args: string[]) {
   let trainer: EMATrainer;
   let model: IJEPA;
   let data: DatasetSplits;
-  let outDir = f.out as string | undefined;
+  const versions = await runVersions();
   if (f.resume) {
-    if (!outDir) throw new UsageError("pretrain: --resume needs --out DIR (the run folder to continue)");
     const path = `${outDir}/${CHECKPOINT_FILE}`;
-    try {
-      Deno.statSync(path);
-    } catch {
-      throw new Error(`pretrain: no checkpoint at ${path} to resume from`);
-    }
     trainer = await EMATrainer.resume(path, { outDir });
     model = trainer.model;
+    resumeConflicts(args, f, presetOf(model.cfg), trainer.options); // before the data loads
     if (!json) console.error(`resuming ${path} at step ${trainer.step}/${trainer.options.steps}`);
     data = await loadData(model.cfg);
+    const t = trainer;
+    await recordResume(
+      outDir,
+      {
+        time: new Date().toISOString(),
+        argv: args,
+        step: t.step,
+        backend: info.line,
+        data: data.source,
+        versions,
+      },
+      () => ({
+        argv: null,
+        started: null,
+        preset: presetOf(t.model.cfg) ?? null,
+        seed: t.options.seed,
+        data: data.source,
+        backend: info.line,
+        versions,
+        model: { ...t.model.cfg },
+        trainer: { ...t.options },
+      }),
+    );
   } else {
     const preset = f.preset as string;
     data = await loadData(modelConfig(preset));
@@ -149,15 +242,6 @@ async function main(args: string[]) {
     steps = r.steps;
     const lr = { ...r.lr };
     if (f.lr !== undefined) lr.ref = f.lr as number;
-    outDir ??= `runs/${preset}-${stamp()}`;
-    try {
-      Deno.statSync(`${outDir}/${CHECKPOINT_FILE}`);
-      throw new UsageError(
-        `pretrain: ${outDir} already holds a run; continue it with --resume or pick another --out`,
-      );
-    } catch (e) {
-      if (e instanceof UsageError) throw e;
-    }
     await Deno.mkdir(outDir, { recursive: true });
     model = new IJEPA(preset, { seed: f.seed as number });
     const masks = f.collate ? { collate: f.collate as "truncate" | "pad" } : {};
@@ -170,6 +254,18 @@ async function main(args: string[]) {
       outDir,
       masks: { ...r.masks, ...masks },
       checkpointEvery: (f["checkpoint-every"] as number) ?? TRAINER_DEFAULTS.checkpointEvery,
+    });
+    await writeRunConfig(outDir, {
+      argv: args,
+      started: new Date().toISOString(),
+      preset,
+      seed: f.seed as number,
+      data: data.source,
+      backend: info.line,
+      versions,
+      model: { ...model.cfg },
+      trainer: { ...trainer.options },
+      resumes: [],
     });
     if (!json) {
       console.error(
@@ -242,7 +338,7 @@ async function main(args: string[]) {
     }
   } else {
     // Resuming a run that had already reached its last step: nothing to train.
-    const run = await runLosses(outDir!);
+    const run = await runLosses(outDir);
     Object.assign(summary, {
       alreadyFinished: true,
       seconds: 0,

@@ -16,13 +16,26 @@
  */
 
 import { join } from "node:path";
-import { asUsage, BACKEND_FLAG, type CliSpec, DATA_FLAG, parseFlags, runMain, UsageError } from "./args.ts";
+import {
+  asUsage,
+  BACKEND_FLAG,
+  checkDataFlag,
+  checkOutputFile,
+  type CliSpec,
+  DATA_FLAG,
+  parseFlags,
+  runMain,
+  statIfAny,
+  UsageError,
+} from "./args.ts";
+import { FIGURE_EXTENSIONS } from "../viz/figure_file.ts";
 import { setBackend } from "../engine/backend.ts";
 import { modelConfig, PRESET_NAMES, type ResolvedConfig } from "../model/config.ts";
 import type { DatasetSplits, ImageDataset } from "../data/dataset.ts";
 import { loadDataset } from "../data/load.ts";
 import { channelStats, subset } from "../data/stats.ts";
 import { runProbeSuite } from "../eval/suite.ts";
+import { READOUTS } from "../eval/features.ts";
 import { formatProbeTable, probeBars } from "../eval/report.ts";
 import { sampleLabelSubset } from "../eval/label_draws.ts";
 import { checkPresetMatches, parseReadouts, parseShots } from "../eval/probe_task.ts";
@@ -61,7 +74,12 @@ const SPEC: CliSpec = {
       default: 3,
       help: "label draws per low-shot setting (spread = std over them)",
     },
-    seed: { type: "int", default: 0, help: "base seed: draw s uses seed + s; also the random-init seed" },
+    seed: {
+      type: "int",
+      min: 0,
+      default: 0,
+      help: "base seed: draw s uses seed + s; also the random-init seed",
+    },
     readout: {
       type: "string",
       default: "avgpool",
@@ -77,6 +95,7 @@ const SPEC: CliSpec = {
     k: { type: "int", min: 0, default: 20, help: "kNN neighbours (0 turns kNN off)" },
     pool: {
       type: "int",
+      min: 1,
       help: "use a class-balanced subset of N pool images (quick looks; not the protocol)",
     },
     "test-size": { type: "int", min: 1, help: "use a class-balanced subset of N test images (quick looks)" },
@@ -87,7 +106,7 @@ const SPEC: CliSpec = {
         "set: minutes instead of most of an hour for the full 60k pool on 2 cores)",
     },
     json: { type: "bool", help: "print one JSON object instead of the table" },
-    png: { type: "string", help: "write a bar chart of the probe accuracies to this PNG file" },
+    png: { type: "string", help: "write a bar chart of the probe accuracies to this file (.png or .svg)" },
   },
 };
 
@@ -147,19 +166,24 @@ async function loadWeights(path: string): Promise<LoadedWeights> {
     throw e;
   }
   const { loadModel } = await import("../io/weights.ts");
-  const { model, meta } = await loadModel(path);
+  // the probe reads the target encoder only (an encoder-only file, e.g. HuggingFace's, has no other)
+  const { model, meta } = await loadModel(path, { parts: ["target_encoder"] });
   return { path, encoder: model.targetEncoder, cfg: model.cfg, meta, dispose: () => model.dispose() };
 }
 
 async function main(args: string[]): Promise<void> {
   const f = parseFlags(args, SPEC);
   let shots = asUsage(() => parseShots(f.shots as string));
-  const readouts = asUsage(() => parseReadouts(f.readout as string));
+  const unknown = (f.readout as string).split(",").map((r) => r.trim())
+    .filter((r) => !(READOUTS as readonly string[]).includes(r));
+  if (unknown.length > 0) {
+    throw new UsageError(
+      `probe: --readout expects ${READOUTS.join(", ")} or a comma list of them, got "${unknown.join(",")}"`,
+    );
+  }
+  const readouts = parseReadouts(f.readout as string);
   const seeds = f.seeds as number, seed = f.seed as number, k = f.k as number;
   const batchSize = f["batch-size"] as number;
-  if (seeds < 1) throw new UsageError(`probe: --seeds must be >= 1, got ${seeds}`);
-  if (k < 0) throw new UsageError(`probe: --k must be >= 0, got ${k}`);
-  if (batchSize < 1) throw new UsageError(`probe: --batch-size must be >= 1, got ${batchSize}`);
   if (f.weights !== undefined && f.run !== undefined) {
     throw new UsageError("probe: give --weights FILE or --run DIR, not both");
   }
@@ -180,6 +204,11 @@ async function main(args: string[]): Promise<void> {
       );
     }
   }
+  if (weightsPath !== undefined && f.run === undefined && !(await statIfAny(weightsPath))) {
+    throw new UsageError(`probe: weights file ${weightsPath} not found`);
+  }
+  await checkDataFlag("probe", f.data as string | undefined);
+  if (f.png !== undefined) await checkOutputFile("probe", "png", f.png as string, FIGURE_EXTENSIONS);
   const log = (s: string) => console.error(s);
   const backend = await setBackend(f.backend as string | undefined, { quiet: true });
   log(backend.line);
@@ -305,7 +334,8 @@ async function main(args: string[]): Promise<void> {
       );
     }
     if (f.png !== undefined) {
-      const { plotBars, savePng } = await import("../viz/mod.ts");
+      const { plotBars } = await import("../viz/figures_results.ts");
+      const { saveFigure } = await import("../viz/figure_file.ts");
       const svg = plotBars(probeBars(table), {
         title: "Linear probe on frozen features",
         subtitle:
@@ -314,7 +344,7 @@ async function main(args: string[]): Promise<void> {
         y: "test accuracy (%)",
         yDomain: [0, 100],
       });
-      await savePng(svg, f.png as string);
+      await saveFigure(svg, f.png as string);
       if (!f.json) console.log(`wrote ${f.png}`);
     }
   } finally {

@@ -7,16 +7,26 @@
  * @module
  */
 import { setBackend } from "../engine/backend.ts";
-import { type ModelConfig, modelConfig } from "../model/config.ts";
+import { type ModelConfig, modelConfig, PRESET_NAMES } from "../model/config.ts";
 import { loadDataset } from "../data/load.ts";
 import { IJEPA } from "../model/ijepa.ts";
 import { dataName } from "../io/pretrained.ts";
 import { type ProbeTable, runProbeSuite } from "../eval/suite.ts";
 import { recipe } from "../train/recipes.ts";
 import { EMATrainer, type TrainerOptions } from "../train/trainer.ts";
-import { BACKEND_FLAG, type CliSpec, DATA_FLAG, DATA_HELP, parseFlags, runMain, UsageError } from "./args.ts";
+import { formatDuration, StudyProgress } from "../viz/progress_text.ts";
+import {
+  BACKEND_FLAG,
+  checkDataFlag,
+  type CliSpec,
+  DATA_FLAG,
+  DATA_HELP,
+  parseFlags,
+  runMain,
+  UsageError,
+} from "./args.ts";
 
-/** A configuration under comparison: overrides of the quick preset's model and recipe. */
+/** A configuration under comparison: overrides of the preset's model and recipe (quick by default). */
 interface RecipeConfig {
   why: string;
   model: Partial<ModelConfig>;
@@ -45,13 +55,19 @@ const CONFIGS: Record<string, RecipeConfig> = {
 const SPEC: CliSpec = {
   name: "recipe",
   summary:
-    "Compare small-scale recipes for the quick preset: pretrain each configuration, probe it beside\n" +
+    "Compare small-scale recipes for a preset (quick by default): pretrain each configuration, probe it beside\n" +
     "random init and raw pixels on the same label draws, print a table with spread and wall time.",
   flags: {
     configs: {
       type: "string",
       default: "official,vicreg",
       help: `comma list of ${Object.keys(CONFIGS).join(", ")}`,
+    },
+    preset: {
+      type: "string",
+      choices: PRESET_NAMES,
+      default: "quick",
+      help: "model shape and base recipe the configurations change (the README's table: quick)",
     },
     steps: { type: "int", min: 1, default: 150, help: "training steps per run" },
     seeds: { type: "int", min: 1, default: 1, help: "training seeds per configuration" },
@@ -101,16 +117,18 @@ async function main(args: string[]) {
     }
   }
   const json = Boolean(f.json);
+  await checkDataFlag("recipe", f.data as string);
   await setBackend(f.backend as string | undefined, { quiet: json });
-  const quick = modelConfig("quick"); // every configuration trains the quick preset's shape
+  const preset = f.preset as string;
+  const shape = modelConfig(preset); // every configuration trains the preset's shape
   const data = await loadDataset(f.data as string, {
-    imageSize: quick.imageSize,
-    channels: quick.channels as 1 | 3,
+    imageSize: shape.imageSize,
+    channels: shape.channels as 1 | 3,
   });
   const log = json ? () => {} : (l: string) => console.error(l);
   log(`data: ${data.source}`);
   const steps = f.steps as number;
-  const base = recipe("quick");
+  const base = recipe(preset);
   const rows = new Map<string, Row>();
   const probeOpts = {
     shots: [10, 50],
@@ -121,12 +139,23 @@ async function main(args: string[]) {
     train: data.train,
     test: data.test,
   };
-  for (let seed = 0; seed < (f.seeds as number); seed++) {
+  const seeds = f.seeds as number;
+  // progress on stderr as in pretrain and ablate: a line at each run's first and last step, else every 10 s
+  const progress = new StudyProgress({ runs: seeds * names.length, stepsPerRun: steps });
+  let index = 0;
+  for (let seed = 0; seed < seeds; seed++) {
     for (const name of names) {
       const c = CONFIGS[name];
-      const model = new IJEPA("quick", { seed, overrides: c.model });
-      const trainer = new EMATrainer(model, { ...recipe("quick", steps), ...c.train, seed });
-      const fit = await trainer.fit(data.train);
+      const model = new IJEPA(preset, { seed, overrides: c.model });
+      const trainer = new EMATrainer(model, { ...recipe(preset, steps), ...c.train, seed });
+      const run = { index: ++index, count: seeds * names.length, name: `${name} / seed ${seed}` };
+      progress.runStarted();
+      const fit = await trainer.fit(data.train, {
+        onStep: (s) => {
+          const line = progress.step(run, s);
+          if (line) log(line);
+        },
+      });
       const t = await runProbeSuite({
         ...probeOpts,
         encoders: [{ name, encoder: model.targetEncoder }],
@@ -136,13 +165,14 @@ async function main(args: string[]) {
       });
       collect(rows, name, t, 0, fit.seconds);
       log(
-        `${name} seed ${seed}: ${fit.seconds.toFixed(0)} s training; ` +
+        `${name} seed ${seed}: ${formatDuration(fit.seconds)} training; ` +
           t.settings.map((s, i) => `${s.name} ${(100 * t.rows[0].probe[i].mean).toFixed(1)}`).join(", "),
       );
       trainer.dispose();
       model.dispose();
+      progress.runDone();
     }
-    const rand = new IJEPA("quick", { seed: 1000 + seed, parts: ["target_encoder"] });
+    const rand = new IJEPA(preset, { seed: 1000 + seed, parts: ["target_encoder"] });
     const t = await runProbeSuite({
       ...probeOpts,
       encoders: [{ name: "random init", encoder: rand.targetEncoder }],
@@ -158,7 +188,7 @@ async function main(args: string[]) {
     return;
   }
   const lines = [
-    `quick preset, ${steps} steps, batch ${base.batchSize}; ${
+    `${preset} preset, ${steps} steps, batch ${base.batchSize}; ${
       dataName(data.source)
     }; linear probe % (kNN 1% in the last column)`,
     `| configuration | ${cols.join(" | ")} | kNN 1% | training time |`,

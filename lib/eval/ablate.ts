@@ -27,7 +27,7 @@ import type { MaskerOptions } from "../masks/options.ts";
 import { formatProbeTable } from "./report.ts";
 import { type ProbeTable, runProbeSuite } from "./suite.ts";
 import { recipe } from "../train/recipes.ts";
-import { CHECKPOINT_FILE, EMATrainer } from "../train/trainer.ts";
+import { CHECKPOINT_FILE, EMATrainer, type StepInfo } from "../train/trainer.ts";
 
 /** The studies. */
 export type Study = "targets" | "masking";
@@ -106,6 +106,20 @@ export interface StudyOptions {
    */
   model?: Partial<ModelConfig>;
   log?: (line: string) => void;
+  /**
+   * Progress: `start` before an arm x seed run trains, `done` once it is trained and probed,
+   * `skipped` for a run finished by an earlier process; `onStep` at each of its training steps.
+   */
+  onRun?: (run: StudyRun, event: "start" | "done" | "skipped") => void;
+  onStep?: (run: StudyRun, s: StepInfo) => void | Promise<void>;
+}
+
+/** An arm x seed run's place in a study, 1-based (`index` of `count`), for progress lines. */
+export interface StudyRun {
+  index: number;
+  count: number;
+  /** `<arm> / seed <n>`, the key of results.json. */
+  name: string;
 }
 
 /** One finished arm and seed. */
@@ -190,13 +204,18 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
   };
   const probeOpts = { shots: [10], onePercent: true, full: false, seeds: o.probeSeeds ?? 3, k: 20 };
   const grid = modelConfig(o.preset, shared).gridSize;
-  for (const arm of studyArms(o.study, grid)) {
+  const arms = studyArms(o.study, grid);
+  let index = 0;
+  for (const arm of arms) {
     for (let seed = 0; seed < o.seeds; seed++) {
       const key = `${arm.name} / seed ${seed}`;
+      const run: StudyRun = { index: ++index, count: arms.length * o.seeds, name: key };
       if (results.arms[key]) {
         log(`${key}: done earlier, skipped`);
+        o.onRun?.(run, "skipped");
         continue;
       }
+      o.onRun?.(run, "start");
       const runDir = `${o.outDir}/${arm.name.replace(/[^a-zA-Z0-9]+/g, "-")}-s${seed}`;
       await Deno.mkdir(runDir, { recursive: true });
       let trainer: EMATrainer;
@@ -213,7 +232,8 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
           masks: { ...base.masks, ...arm.masks },
         });
       }
-      const fit = await trainer.fit(o.data.train);
+      const onStep = o.onStep;
+      const fit = await trainer.fit(o.data.train, onStep ? { onStep: (s) => onStep(run, s) } : {});
       const losses = (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).trim().split("\n").map((l) =>
         JSON.parse(l).loss as number
       );
@@ -240,6 +260,7 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
       };
       await writeResults(path, results);
       log(`${key}: ${formatRowLine(table)}`);
+      o.onRun?.(run, "done");
       trainer.dispose();
       m.dispose();
     }

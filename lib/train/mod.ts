@@ -14,3 +14,14 @@ export {
   TrainingDiverged,
 } from "./trainer.ts";
 export { recipe, RECIPES } from "./recipes.ts";
+export {
+  type MetricsRow,
+  parseMetrics,
+  readRunConfig,
+  recordResume,
+  RUN_CONFIG_FILE,
+  type RunConfig,
+  type RunVersions,
+  runVersions,
+  writeRunConfig,
+} from "./run_record.ts";

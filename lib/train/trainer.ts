@@ -11,6 +11,8 @@
  * and data generators' states, the options), written atomically, so a killed run resumes and
  * produces the same losses as one that was never interrupted. A NaN or infinite loss stops the run
  * before the bad update is applied; a falling target-feature spread (collapse) prints a warning.
+ * With an `outDir`, each step appends a row to metrics.jsonl with its wall-clock time and the
+ * training seconds so far (`elapsed`), which a resumed run keeps counting from its checkpoint.
  *
  * @example
  * ```ts
@@ -42,6 +44,7 @@ import { emaMomentum, learningRate, type LrSchedule, weightDecay } from "./sched
 import { momentsFromOfficial, momentsToOfficial } from "../io/optimizer_state.ts";
 import { loadModel, saveModel } from "../io/weights.ts";
 import { openSafetensors } from "../io/safetensors_read.ts";
+import { appendMetricsRow, METRICS_FILE, trainingSeconds, truncateMetrics } from "./run_record.ts";
 
 /** Trainer options. Every field has a default (see {@link TRAINER_DEFAULTS}). */
 export interface TrainerOptions {
@@ -102,7 +105,10 @@ export interface StepInfo {
   targetStd?: number;
   /** Images per second over this step. */
   imgPerSec: number;
-  /** Seconds since fit() started. */
+  /**
+   * Seconds of training so far, counting across resumes: a resumed run goes on from the count
+   * its checkpoint holds (metrics.jsonl rows before this change restarted at 0 at each resume).
+   */
   elapsed: number;
   /** Context and target tokens per example this step. */
   contextLen: number;
@@ -151,8 +157,8 @@ function mergeOptions(o: Partial<TrainerOptions>): TrainerOptions {
 
 /** The checkpoint file name inside a run folder. */
 export const CHECKPOINT_FILE = "checkpoint.safetensors";
-/** The metrics file name inside a run folder (one JSON object per line). */
-export const METRICS_FILE = "metrics.jsonl";
+/** The metrics file name inside a run folder (its rows: lib/train/run_record.ts). */
+export { METRICS_FILE };
 
 /** Trains an {@link IJEPA} model. */
 export class EMATrainer {
@@ -168,6 +174,7 @@ export class EMATrainer {
   #streamState?: BatchStreamState;
   #dataRngState: number[];
   #firstStd?: number;
+  #elapsed = 0;
 
   constructor(model: IJEPA, options: Partial<TrainerOptions> = {}) {
     this.model = model;
@@ -187,6 +194,11 @@ export class EMATrainer {
       weightDecay: weightDecay(step, steps, wd),
       momentum: emaMomentum(step, steps, ema),
     };
+  }
+
+  /** Seconds of training so far, over every fit and resume of this run. */
+  get elapsed(): number {
+    return this.#elapsed;
   }
 
   /**
@@ -221,6 +233,7 @@ export class EMATrainer {
       ? BatchStream.fromState(data, streamOpts, this.#streamState)
       : new BatchStream(data, streamOpts);
     const t0 = performance.now();
+    const before = this.#elapsed; // training seconds of earlier fits and runs resumed from
     const losses: number[] = [];
     let checkpoint: string | undefined;
     let interrupted = false;
@@ -276,11 +289,12 @@ export class EMATrainer {
         ...sched,
         targetStd,
         imgPerSec: o.batchSize / ((performance.now() - ts) / 1000),
-        elapsed: (performance.now() - t0) / 1000,
+        elapsed: before + (performance.now() - t0) / 1000,
         contextLen: masks.contextLen,
         targetLen: masks.targetLen,
       };
-      if (o.outDir) await appendMetrics(`${o.outDir}/${METRICS_FILE}`, info);
+      this.#elapsed = info.elapsed;
+      if (o.outDir) await appendMetricsRow(`${o.outDir}/${METRICS_FILE}`, { ...info });
       await hooks.onStep?.(info);
       if (o.outDir && o.checkpointEvery > 0 && this.step % o.checkpointEvery === 0 && this.step < o.steps) {
         checkpoint = await this.save(`${o.outDir}/${CHECKPOINT_FILE}`);
@@ -306,6 +320,7 @@ export class EMATrainer {
       mean: this.stats?.mean,
       std: this.stats?.std,
       first_std: this.#firstStd,
+      elapsed: this.#elapsed,
     }, { extra });
     return path;
   }
@@ -336,7 +351,9 @@ export class EMATrainer {
     trainer.stats = meta.mean ? { mean: meta.mean as number[], std: meta.std as number[] } : undefined;
     trainer.#firstStd = meta.first_std as number | undefined;
     const dir = trainer.options.outDir;
-    if (dir) await truncateMetrics(`${dir}/${METRICS_FILE}`, trainer.step);
+    const kept = dir ? await truncateMetrics(`${dir}/${METRICS_FILE}`, trainer.step) : "";
+    // checkpoints written before `elapsed` was stored: add up the kept rows' segments instead
+    trainer.#elapsed = typeof meta.elapsed === "number" ? meta.elapsed : trainingSeconds(kept);
     return trainer;
   }
 
@@ -360,22 +377,4 @@ export async function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number
     }
   }
   return norm;
-}
-
-/** Drop metric lines past `step` (written after the checkpoint a resumed run starts from). */
-async function truncateMetrics(path: string, step: number): Promise<void> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch {
-    return;
-  }
-  const kept = text.split("\n").filter((l) => l.trim() && (JSON.parse(l).step as number) <= step);
-  await Deno.writeTextFile(path, kept.map((l) => l + "\n").join(""));
-}
-
-async function appendMetrics(path: string, info: StepInfo): Promise<void> {
-  const rec: Record<string, unknown> = { ...info };
-  for (const [k, v] of Object.entries(rec)) if (typeof v === "number") rec[k] = Number(v.toPrecision(7));
-  await Deno.writeTextFile(path, JSON.stringify(rec) + "\n", { append: true });
 }

@@ -21,6 +21,7 @@
  */
 import { type LossPoint, plotLoss } from "./figures_curves.ts";
 import type { StepInfo } from "../train/trainer.ts";
+import { formatDuration as duration } from "./progress_text.ts";
 
 /** What a Jupyter display carries: media type to content (e.g. `"image/svg+xml"` to SVG text). */
 export type MediaBundle = Record<string, string>;
@@ -112,15 +113,6 @@ export class LiveDisplay {
  */
 export function liveDisplay(name = "display"): LiveDisplay {
   return new LiveDisplay(name);
-}
-
-/** Seconds as `42s`, `3m05s` or `1h02m`. */
-function duration(s: number): string {
-  if (!Number.isFinite(s) || s < 0) return "?";
-  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m${String(Math.floor(s - 60 * m)).padStart(2, "0")}s`;
-  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
 }
 
 /** The fields of a trainer step that a progress line shows. */

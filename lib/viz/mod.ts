@@ -24,3 +24,6 @@ export { plotImages, plotMasks } from "./figures_images.ts";
 export { plotBars, plotConfusion, plotScatter } from "./figures_results.ts";
 export { savePng, show, toPng } from "./output.ts";
 export { render } from "./render.ts";
+export { plotRun, type RunPlotOptions, type RunPoint } from "./run_plot.ts";
+export { FIGURE_EXTENSIONS, figureFormat, saveFigure } from "./figure_file.ts";
+export { formatDuration, StudyProgress } from "./progress_text.ts";

@@ -1,11 +1,17 @@
-// Tests of lib/cli/args.ts: the shared --backend and --data flags, and usage errors from lib checks.
-import { assert, assertEquals, assertThrows } from "../_assert.ts";
+// Tests of lib/cli/args.ts: the shared --backend and --data flags, usage errors from lib checks, flag
+// typos, and the up-front checks of output files, output folders and --data.
+import { assert, assertEquals, assertRejects, assertThrows } from "../_assert.ts";
 import { BACKEND_NAMES } from "../../lib/engine/backend.ts";
 import {
   asUsage,
   BACKEND_FLAG,
+  checkDataFlag,
+  checkOutputFile,
+  checkOutputFolder,
   type CliSpec,
+  closestFlag,
   DATA_FLAG,
+  editDistance,
   helpText,
   parseFlags,
   UsageError,
@@ -81,4 +87,87 @@ Deno.test("args: number flags with a minimum are refused at parse time, naming t
     "--steps expects an integer >= 1, got -4",
   );
   assertThrows(() => parseFlags(["--lr", "0"], spec), UsageError, "--lr expects a number > 0, got 0");
+});
+
+Deno.test("args: a mistyped flag names the closest known one; a far one lists them all", () => {
+  const spec: CliSpec = {
+    name: "demo",
+    summary: "a demo task",
+    flags: {
+      steps: { type: "int", help: "steps" },
+      seed: { type: "int", help: "seed" },
+      "batch-size": { type: "int", help: "batch" },
+    },
+  };
+  assertEquals(editDistance("stpes", "steps"), 1, "a swap of neighbours is one edit");
+  assertEquals(editDistance("seed", "steps"), 3);
+  assertEquals(closestFlag("stpes", ["seed", "steps"]), "steps");
+  assertEquals(closestFlag("batchsize", ["batch-size"]), "batch-size");
+  assertEquals(closestFlag("x", ["steps"]), undefined, "one letter suggests nothing");
+  assertEquals(closestFlag("hepl", []), "help");
+  assertThrows(
+    () => parseFlags(["--stpes", "3"], spec),
+    UsageError,
+    "unknown flag --stpes; did you mean --steps?",
+  );
+  assertThrows(
+    () => parseFlags(["--learning-rate=3"], spec),
+    UsageError,
+    "unknown flag --learning-rate; expected one of --steps, --seed, --batch-size (see --help)",
+  );
+});
+
+Deno.test("args: output files and folders are checked up front, naming what is wrong", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ijepa-args-out-" });
+  try {
+    await Deno.writeTextFile(`${dir}/file`, "x");
+    const exts = [".svg", ".png"];
+    assertEquals(await checkOutputFile("demo", "png", `${dir}/a.SVG`, exts), ".svg");
+    assertEquals(await checkOutputFile("demo", "png", `${dir}/a.png`, exts), ".png");
+    const refused: [string, string][] = [
+      [`${dir}/a.jpg`, `demo: --png ${dir}/a.jpg: expected a file name ending in .svg or .png`],
+      [`${dir}/a`, "got no extension"],
+      [`${dir}/none/a.png`, `the folder ${dir}/none does not exist; create it first`],
+      [`${dir}/file/a.png`, `${dir}/file is not a folder`],
+    ];
+    for (const [path, says] of refused) {
+      await assertRejects(() => checkOutputFile("demo", "png", path, exts), UsageError, says);
+    }
+    await Deno.mkdir(`${dir}/d.png`);
+    await assertRejects(
+      () => checkOutputFile("demo", "png", `${dir}/d.png`, exts),
+      UsageError,
+      "is a folder",
+    );
+
+    await checkOutputFolder("demo", "out", `${dir}/new/deeper`); // made later by the task, with parents
+    await checkOutputFolder("demo", "out", dir);
+    await assertRejects(
+      () => checkOutputFolder("demo", "out", `${dir}/file`),
+      UsageError,
+      "is a file; expected a folder",
+    );
+    await assertRejects(
+      () => checkOutputFolder("demo", "out", `${dir}/file/run`),
+      UsageError,
+      `${dir}/file is a file, so the folder cannot be made`,
+    );
+    assertEquals(
+      [...Deno.readDirSync(dir)].map((e) => e.name).sort(),
+      ["d.png", "file"],
+      "the checks left files",
+    );
+
+    await checkDataFlag("demo", undefined);
+    await checkDataFlag("demo", "fashion-mnist-subset");
+    await checkDataFlag("demo", dir);
+    await assertRejects(() => checkDataFlag("demo", `${dir}/none`), UsageError, "no such folder");
+    await assertRejects(
+      () => checkDataFlag("demo", `${dir}/file`),
+      UsageError,
+      "is a file; expected a dataset folder",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -8,7 +8,7 @@ const FIXTURE = `${ROOT}tests/fixtures/official-ijepa-tiny/checkpoint.pth.tar`;
 
 const run = runCli;
 
-const TASKS = ["pretrain", "probe", "ablate", "recipe", "masks", "inspect", "embed"];
+const TASKS = ["pretrain", "probe", "ablate", "recipe", "masks", "inspect", "embed", "plot"];
 
 for (const task of TASKS) {
   Deno.test(`cli ${task}: --help prints usage; an unknown flag is an error`, async () => {

@@ -1,0 +1,210 @@
+// A run folder you can look into, from the command line: pretrain writes config.json (how the run
+// was started) and rows with wall-clock time; Ctrl-C then --resume appends a resume record and
+// `elapsed` keeps counting; `deno task plot` draws the run (SVG or PNG by the extension) and says
+// clearly what is wrong with a folder it cannot draw.
+import { assert, assertEquals } from "../_assert.ts";
+import { runCli } from "../_cli.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+function spawnPretrain(args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}lib/cli/pretrain.ts`, ...args],
+    env: { NO_COLOR: "1", XDG_RUNTIME_DIR: "/tmp" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+async function rows(dir: string): Promise<Record<string, unknown>[]> {
+  const text = await Deno.readTextFile(`${dir}/metrics.jsonl`);
+  return text.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+}
+
+Deno.test("cli pretrain: config.json and timed rows; Ctrl-C, --resume appends a record and elapsed keeps counting; plot draws it", async () => {
+  const root = await Deno.makeTempDir({ prefix: "ijepa-runfolder-" });
+  try {
+    const run = `${root}/run`;
+    const args = [
+      "--preset",
+      "tiny",
+      "--steps",
+      "60",
+      "--batch",
+      "8",
+      "--checkpoint-every",
+      "0",
+      "--probe=false",
+      "--data",
+      "fashion-mnist-subset",
+      "--backend",
+      "cpu",
+      "--out",
+      run,
+    ];
+    const before = Date.now();
+    const child = spawnPretrain(args);
+    // interrupt as a user would (Ctrl-C) once a few steps are in
+    for (let i = 0; i < 600; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      try {
+        if ((await rows(run)).length >= 3) break;
+      } catch { /* not written yet */ }
+    }
+    child.kill("SIGINT");
+    const first = await child.output();
+    const firstErr = new TextDecoder().decode(first.stderr);
+    assertEquals(first.code, 130, firstErr);
+    // the progress line's ETA is in the notebooks' format (1.2s, 42s, 3m05s), not raw seconds
+    assert(/ETA (\d\.\ds|\d{2}s|\d+m\d{2}s|\d+h\d{2}m)/.test(firstErr), firstErr);
+
+    const config = JSON.parse(await Deno.readTextFile(`${run}/config.json`));
+    assertEquals(config.argv, args);
+    assertEquals([config.preset, config.seed, config.trainer.steps, config.trainer.batchSize], [
+      "tiny",
+      0,
+      60,
+      8,
+    ]);
+    assertEquals([config.model.width, config.model.imageSize], [32, 16]);
+    assertEquals(config.versions.deno, Deno.version.deno);
+    assert(/^\d+\.\d+\.\d+/.test(config.versions.tfjs), config.versions.tfjs);
+    assert(config.backend.startsWith("backend: cpu"), config.backend);
+    assert(config.data.startsWith("Fashion-MNIST, shipped subset"), config.data);
+    const started = Date.parse(config.started);
+    assert(started >= before - 1000 && started <= Date.now(), config.started);
+    assertEquals(config.resumes, []);
+
+    const partial = await rows(run);
+    const k = partial.length;
+    assert(k >= 3 && k < 60, `interrupted after ${k} steps`);
+    for (const r of partial) assert(Number.isFinite(Date.parse(r.time as string)), `row without time: ${r}`);
+
+    // a resume keeps the run's settings: another value is refused before the backend starts, the same passes
+    const clash = await runCli("pretrain", [
+      "--resume",
+      "--out",
+      run,
+      "--steps",
+      "9",
+      "--preset",
+      "tiny",
+      "--seed=0",
+      "--backend",
+      "cpu",
+    ]);
+    assertEquals(clash.code, 2, clash.stderr);
+    assert(
+      /--resume continues the run .*; --steps 9 \(the run: 60\) would change them/.test(clash.stderr),
+      clash.stderr,
+    );
+    assert(!/--preset|--seed|^(backend|data): /m.test(clash.stderr), clash.stderr); // checked from config.json
+    assertEquals((await rows(run)).length, k, "the refused resume trained");
+
+    const resumeArgs = [
+      "--resume",
+      "--out",
+      run,
+      "--data",
+      "fashion-mnist-subset",
+      "--backend",
+      "cpu",
+      "--probe=false",
+    ];
+    const resumed = await runCli("pretrain", resumeArgs);
+    assertEquals(resumed.code, 0, resumed.stderr);
+    const again = JSON.parse(await Deno.readTextFile(`${run}/config.json`));
+    assertEquals(again.started, config.started, "the start record is kept");
+    assertEquals(again.argv, args);
+    assertEquals(again.resumes.length, 1);
+    assertEquals([again.resumes[0].argv, again.resumes[0].step], [resumeArgs, k]);
+    assert(Date.parse(again.resumes[0].time) >= started, again.resumes[0].time);
+
+    const all = await rows(run);
+    assertEquals(all.map((r) => r.step), Array.from({ length: 60 }, (_, i) => i + 1));
+    for (let i = 1; i < all.length; i++) {
+      assert(
+        (all[i].elapsed as number) > (all[i - 1].elapsed as number),
+        `elapsed went back at step ${all[i].step}: ${all[i - 1].elapsed} -> ${all[i].elapsed}`,
+      );
+      assert(Date.parse(all[i].time as string) >= Date.parse(all[i - 1].time as string), "time went back");
+    }
+
+    // the plot: default RUN/plot.svg, and PNG when the name asks for it
+    const svgRun = await runCli("plot", [run]);
+    assertEquals(svgRun.code, 0, svgRun.stderr);
+    const svg = await Deno.readTextFile(`${run}/plot.svg`);
+    assert(svg.startsWith("<svg"), svg.slice(0, 80));
+    for (
+      const text of [
+        "Training loss",
+        "Target-feature spread",
+        "Throughput",
+        "images / s",
+        "target std",
+        "step",
+      ]
+    ) {
+      assert(svg.includes(`>${text}`) || svg.includes(`${text}<`), `no "${text}" in the figure`);
+    }
+    // the figure's words, tags removed (a long subtitle wraps onto several <text> lines)
+    const words = svg.replace(/<[^>]+>/g, " ").replace(/\s+/g, " ");
+    assert(words.includes(`resumed at step ${k}`), `the resume is not named: ${words.slice(0, 300)}`);
+    assertEquals((svg.match(/stroke-dasharray="4,3"/g) ?? []).length, 3, "a resume marker per panel");
+    const pngRun = await runCli("plot", [run, "--out", `${root}/run.png`]);
+    assertEquals(pngRun.code, 0, pngRun.stderr);
+    const png = await Deno.readFile(`${root}/run.png`);
+    assertEquals([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]); // "PNG"
+    assert(png.length > 20000, `PNG of ${png.length} bytes`);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("cli plot: an old run (rows without time, no config.json) draws; clear errors for what it cannot draw", async () => {
+  const root = await Deno.makeTempDir({ prefix: "ijepa-plot-" });
+  try {
+    // rows as pretrain wrote them before: no `time`, `elapsed` restarting at a resume, no std measured
+    const old = `${root}/old`;
+    await Deno.mkdir(old);
+    const lines = Array.from(
+      { length: 12 },
+      (_, i) =>
+        JSON.stringify({
+          step: i + 1,
+          steps: 12,
+          loss: 0.5 - 0.02 * i,
+          imgPerSec: 30 + i,
+          elapsed: (i % 6) + 1,
+        }),
+    );
+    await Deno.writeTextFile(`${old}/metrics.jsonl`, lines.join("\n") + "\n");
+    const ok = await runCli("plot", [old, "--out", `${root}/old.svg`]);
+    assertEquals(ok.code, 0, ok.stderr);
+    const svg = await Deno.readTextFile(`${root}/old.svg`);
+    assert(svg.includes("Training loss") && svg.includes("Throughput"), "panels missing");
+    assert(svg.includes("not measured in this run"), "the spread panel does not say why it is empty");
+    assert(svg.includes("12s of training"), "the restarted segments are not added up (6 s + 6 s)");
+
+    const empty = `${root}/empty`;
+    await Deno.mkdir(empty);
+    const cases: [string[], RegExp][] = [
+      [[`${root}/nope`], /plot: .*nope: no such folder; expected a pretrain run folder/],
+      [[empty], /plot: .*empty holds no metrics\.jsonl; expected a pretrain run folder/],
+      [[old, "--out", `${root}/old.jpg`], /--out .*old\.jpg: expected a file name ending in \.svg or \.png/],
+      [[old, "--out", `${root}/no-dir/old.png`], /the folder .*no-dir does not exist/],
+    ];
+    for (const [args, says] of cases) {
+      const r = await runCli("plot", args);
+      assertEquals(r.code, 2, r.stderr);
+      assert(says.test(r.stderr), r.stderr);
+    }
+    await Deno.writeTextFile(`${empty}/metrics.jsonl`, "");
+    const e = await runCli("plot", [empty]);
+    assertEquals(e.code, 2, e.stderr);
+    assert(/metrics\.jsonl is empty: the run has not finished a step yet/.test(e.stderr), e.stderr);
+    assert(!/os error/.test(e.stderr), e.stderr);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
