@@ -7,7 +7,11 @@ import { erfRef, randn, relErr } from "./_fused.ts";
 import { setBackend } from "../../lib/engine/backend.ts";
 import { type FusedKernelName, registerFusedKernels, runFused } from "../../lib/engine/fused_kernels.ts";
 import { setSimd, simdActive } from "../../lib/engine/fused_simd.ts";
-import { KERNELS_C_SHA256, KERNELS_SOURCES, KERNELS_WASM_BASE64 } from "../../lib/engine/simd/kernels_wasm.ts";
+import {
+  KERNELS_C_SHA256,
+  KERNELS_SOURCES,
+  KERNELS_WASM_BASE64,
+} from "../../lib/engine/simd/kernels_wasm.ts";
 
 /** Every kernel's inputs, at sizes whose rows are not multiples of 4 (SIMD tails). */
 function kernelCases(): {
