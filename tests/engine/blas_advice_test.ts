@@ -17,3 +17,12 @@ Deno.test("blas: blasAdvice measures the stock kernel when no library was found,
   }
   assert.equal(await blasAdvice({ enabled: true, reason: "OpenBLAS", backends: ["wasm"] }), undefined);
 });
+
+Deno.test("blas: blasAdvice names our SIMD product kernel when the toolkit's wasm backend runs", async () => {
+  const { setBackend } = await import("../../lib/engine/backend.ts");
+  await setBackend("wasm", { quiet: true, blas: false });
+  const line = await blasAdvice({ enabled: false, reason: "off: no BLAS library found (x)", backends: [] });
+  assert.match(line ?? "", /our wasm SIMD kernel on \d+ threads?: \d+ GFLOP\/s here \(measured now\)/);
+  const threads = Number(line!.match(/on (\d+) thread/)![1]);
+  assert.ok(threads >= 1 && threads <= 8, line!);
+});
