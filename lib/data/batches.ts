@@ -63,6 +63,7 @@ export interface BatchOptions {
 
 /** Everything needed to resume a {@link BatchStream} where it stood (JSON-serialisable). */
 export interface BatchStreamState {
+  /** Epoch counter, from 0. */
   epoch: number;
   /** Next position in the epoch's order. */
   position: number;
@@ -70,10 +71,13 @@ export interface BatchStreamState {
   shuffleRng: number[];
   /** Augmentation generator state now. */
   augmentRng: number[];
-  /** Checked on resume: the dataset size and the options that shape batches. */
+  /** Dataset size. This and the options below are checked on resume. */
   n: number;
+  /** Images per batch. */
   batchSize: number;
+  /** Whether each epoch is reshuffled. */
   shuffle: boolean;
+  /** Whether the last incomplete batch of an epoch is dropped. */
   dropLast: boolean;
 }
 
@@ -99,13 +103,19 @@ export interface BatchStreamState {
  * ```
  */
 export class BatchStream implements Iterable<Batch> {
+  /** The dataset the batches are drawn from. */
   readonly ds: ImageDataset;
+  /** Images per batch. */
   readonly batchSize: number;
+  /** Whether each epoch is reshuffled. */
   readonly shuffle: boolean;
+  /** Whether the last incomplete batch of each epoch is dropped. */
   readonly dropLast: boolean;
   /** Output height and width of every batch image. */
   readonly size: [number, number];
+  /** Per-channel mean subtracted from pixels (0..1 units). */
   readonly mean: readonly number[];
+  /** Per-channel std that pixels are divided by (0..1 units). */
   readonly std: readonly number[];
   #augment: Pick<RandomResizedCropOptions, "scale" | "ratio"> | undefined;
   #shuffleRng: Rng;
@@ -115,6 +125,7 @@ export class BatchStream implements Iterable<Batch> {
   #epoch = 0;
   #position = 0;
 
+  /** A stream over `ds`; throws on a bad batch size, an empty dataset or stats of the wrong length. */
   constructor(ds: ImageDataset, opts: BatchOptions) {
     const { batchSize } = opts;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
@@ -271,6 +282,7 @@ export class BatchStream implements Iterable<Batch> {
     };
   }
 
+  /** Batches without end: each epoch follows the last. */
   *[Symbol.iterator](): Iterator<Batch> {
     while (true) yield this.next();
   }

@@ -17,8 +17,11 @@ export interface ImageDataset {
   labels: Int32Array;
   /** Number of images. */
   n: number;
+  /** Image height in pixels. */
   height: number;
+  /** Image width in pixels. */
   width: number;
+  /** Channels per pixel. */
   channels: number;
   /** Name of each class index. */
   classNames: string[];
@@ -28,7 +31,9 @@ export interface ImageDataset {
 
 /** A train/test pair with a one-line description of where it came from. */
 export interface DatasetSplits {
+  /** The training images. */
   train: ImageDataset;
+  /** The held-out test images. */
   test: ImageDataset;
   /** e.g. "Fashion-MNIST, full set (60000 train / 10000 test) from /usr/share/datasets/fashion-mnist". */
   source: string;
@@ -38,6 +43,7 @@ export interface DatasetSplits {
 
 /** A dataset file or folder that is missing, corrupt or of an unexpected layout. */
 export class DataError extends Error {
+  /** An error with `message`, named "DataError". */
   constructor(message: string) {
     super(message);
     this.name = "DataError";

@@ -4,11 +4,13 @@
  *
  * @module
  */
-export { DataError, type ImageDataset } from "./dataset.ts";
-export { loadIdx } from "./idx.ts";
-export { loadCifar } from "./cifar.ts";
-export { loadImageFolder } from "./image_folder.ts";
-export { loadDataset, loadFashionMnist } from "./load.ts";
+export { DataError, type DatasetSplits, type ImageDataset } from "./dataset.ts";
+export { type IdxOptions, loadIdx } from "./idx.ts";
+export { type CifarOptions, loadCifar } from "./cifar.ts";
+export { type ImageFolderOptions, loadImageFolder } from "./image_folder.ts";
+export { type FashionMnistOptions, loadDataset, type LoadDatasetOptions, loadFashionMnist } from "./load.ts";
 export { channelStats, subset } from "./stats.ts";
-export { type Batch, batches, BatchStream } from "./batches.ts";
-export { normalize, randomResizedCrop } from "./augment.ts";
+export { type Batch, batches, type BatchOptions, BatchStream, type BatchStreamState } from "./batches.ts";
+export { normalize, type Pixels, randomResizedCrop, type RandomResizedCropOptions } from "./augment.ts";
+// Types from lower folders that this folder's API uses, so this entry's docs are complete.
+export type { Rng } from "../engine/rng.ts";

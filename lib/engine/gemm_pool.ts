@@ -116,6 +116,11 @@ export function startGemmPool(packFloats: number): void {
       p.workers.push(worker);
     }
     pool = p;
+    // Stop the workers when the program ends rather than leaving threads parked in Atomics.wait for
+    // the runtime's teardown to find.
+    globalThis.addEventListener?.("unload", () => {
+      for (const w of p.workers) void w.terminate();
+    });
   } catch {
     pool = null; // no workers here (permissions, no shared memory): the main thread does it all
   }

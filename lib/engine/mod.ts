@@ -4,8 +4,15 @@
  *
  * @module
  */
-export { BACKEND_NAMES, type BackendInfo, backendInfo, type BackendName, setBackend } from "./backend.ts";
-export { blasStatus, disableBlas, enableBlas } from "./blas.ts";
+export {
+  BACKEND_NAMES,
+  type BackendInfo,
+  backendInfo,
+  type BackendName,
+  setBackend,
+  type SetBackendOptions,
+} from "./backend.ts";
+export { type BlasBackend, type BlasOptions, blasStatus, disableBlas, enableBlas } from "./blas.ts";
 export type { BlasStatus } from "./blas_library.ts";
 export { Rng } from "./rng.ts";
 export { gatherRows, gelu, layerNorm, linear, patchify, unpatchify } from "./ops.ts";

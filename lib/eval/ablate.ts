@@ -36,8 +36,11 @@ export const STUDIES: readonly Study[] = ["targets", "masking"];
 
 /** One arm: a name, model overrides and mask options on top of the shared recipe. */
 export interface Arm {
+  /** Shown in tables and used as the results.json key. */
   name: string;
+  /** Model settings this arm changes. */
   model: Partial<ModelConfig>;
+  /** Masker options this arm changes. */
   masks: Partial<MaskerOptions>;
   /** The paper's 1%-ImageNet figure for this arm, for the side-by-side table. */
   paper: number;
@@ -89,12 +92,15 @@ export function studyArms(study: Study, grid = 7): Arm[] {
 
 /** Options of {@link runStudy}. */
 export interface StudyOptions {
+  /** Which study to run. */
   study: Study;
+  /** The model preset every arm trains. */
   preset: string;
   /** Training steps per arm (default: the preset's recipe). */
   steps?: number;
   /** Training seeds per arm. */
   seeds: number;
+  /** The train and test images. */
   data: DatasetSplits;
   /** Folder for results.json and each arm's run. */
   outDir: string;
@@ -105,18 +111,22 @@ export interface StudyOptions {
    * random-init baseline gets them too. Recorded in results.json; a resumed study must match.
    */
   model?: Partial<ModelConfig>;
+  /** Where progress lines go (default none). */
   log?: (line: string) => void;
   /**
    * Progress: `start` before an arm x seed run trains, `done` once it is trained and probed,
    * `skipped` for a run finished by an earlier process; `onStep` at each of its training steps.
    */
   onRun?: (run: StudyRun, event: "start" | "done" | "skipped") => void;
+  /** Called at each training step of each run. */
   onStep?: (run: StudyRun, s: StepInfo) => void | Promise<void>;
 }
 
 /** An arm x seed run's place in a study, 1-based (`index` of `count`), for progress lines. */
 export interface StudyRun {
+  /** This run's 1-based position. */
   index: number;
+  /** Runs in the study (arms x seeds). */
   count: number;
   /** `<arm> / seed <n>`, the key of results.json. */
   name: string;
@@ -124,11 +134,15 @@ export interface StudyRun {
 
 /** One finished arm and seed. */
 export interface ArmResult {
+  /** The arm's name. */
   arm: string;
+  /** The training seed. */
   seed: number;
   /** Seconds of training. */
   seconds: number;
+  /** Loss at the first training step. */
   firstLoss: number;
+  /** Loss at the last training step. */
   lastLoss: number;
   /** Probe table rows of this arm's encoders (target, and context for the targets study). */
   table: ProbeTable;
@@ -136,14 +150,21 @@ export interface ArmResult {
 
 /** The results file. */
 export interface StudyResults {
+  /** Which study ran. */
   study: Study;
+  /** The model preset. */
   preset: string;
+  /** Training steps per arm. */
   steps: number;
+  /** Training seeds per arm. */
   seeds: number;
+  /** Where the data came from, in words. */
   data: string;
   /** The study-wide model settings ({@link StudyOptions.model}), when any. */
   model?: Partial<ModelConfig>;
+  /** Finished runs, keyed `<arm> / seed <n>`. */
   arms: Record<string, ArmResult>;
+  /** The random-init and raw-pixel baselines, probed once. */
   baselines?: ProbeTable;
 }
 
@@ -289,9 +310,11 @@ function formatRowLine(t: ProbeTable): string {
 
 /** One summary row per arm (and baseline): mean and spread over training seeds of each column. */
 export interface SummaryRow {
+  /** The probe row's method: an arm's encoder, or a baseline. */
   method: string;
   /** Column name -> [mean %, std %]. */
   cells: Record<string, [number, number]>;
+  /** The paper's 1%-ImageNet figure, for arms that have one. */
   paper?: number;
 }
 

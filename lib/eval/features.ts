@@ -56,7 +56,9 @@ export type Readout = typeof READOUTS[number];
 export interface FeatureSet {
   /** [n, dim] */
   features: Float32Array;
+  /** Features per row. */
   dim: number;
+  /** Number of rows. */
   n: number;
 }
 

@@ -56,17 +56,21 @@ export class LinearProbe {
   readonly weights: Float32Array;
   /** [classes] */
   readonly bias: Float32Array;
-  /** Standardisation: per-feature mean and 1/std of the training features. [dim] each */
+  /** Standardisation: per-feature mean of the training features. [dim] */
   readonly mean: Float64Array;
+  /** 1/std of each training feature. [dim] */
   readonly scale: Float64Array;
-  /** L-BFGS iterations run, whether the gradient tolerance was met, and the final objective. */
+  /** L-BFGS iterations run. */
   readonly iterations: number;
+  /** Whether the gradient tolerance was met. */
   readonly converged: boolean;
+  /** The final value of the objective. */
   readonly loss: number;
   // Standardisation folded into the weights, for prediction on raw features: [dim, K] and [K].
   #w: Float64Array;
   #b: Float64Array;
 
+  /** A probe from its fields (as `trainLinearProbe` fits them). */
   constructor(fields: {
     dim: number;
     classes: number;

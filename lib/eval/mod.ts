@@ -4,10 +4,43 @@
  *
  * @module
  */
-export { extractFeatures, type FeatureSet, rawPixelFeatures, type Readout, READOUTS } from "./features.ts";
-export { LinearProbe, PROBE_DEFAULTS, trainLinearProbe } from "./linear_probe.ts";
-export { knnAccuracy } from "./knn.ts";
-export { sampleLabelSubset } from "./label_draws.ts";
-export { type ProbeTable, runProbeSuite } from "./suite.ts";
+export {
+  extractFeatures,
+  type ExtractOptions,
+  type FeatureSet,
+  rawPixelFeatures,
+  type Readout,
+  READOUTS,
+} from "./features.ts";
+export { LinearProbe, PROBE_DEFAULTS, type ProbeOptions, trainLinearProbe } from "./linear_probe.ts";
+export { knnAccuracy, type KnnOptions, type LabelledFeatures } from "./knn.ts";
+export { type ProbeSetting, sampleLabelSubset } from "./label_draws.ts";
+export {
+  type ProbeCell,
+  type ProbeRow,
+  type ProbeSuiteOptions,
+  type ProbeTable,
+  runProbeSuite,
+} from "./suite.ts";
 export { formatProbeTable, probeBars } from "./report.ts";
-export { formatSummary, runStudy, type Study, studyArms, summarise } from "./ablate.ts";
+export {
+  type Arm,
+  type ArmResult,
+  formatSummary,
+  runStudy,
+  type Study,
+  studyArms,
+  type StudyOptions,
+  type StudyResults,
+  type StudyRun,
+  summarise,
+  type SummaryRow,
+} from "./ablate.ts";
+// Types from lower folders that this folder's API uses, so this entry's docs are complete.
+export type { DatasetSplits, ImageDataset } from "../data/dataset.ts";
+export type { Rng } from "../engine/rng.ts";
+export type { MaskCollation, MaskerOptions, MaskStrategy, Range2 } from "../masks/options.ts";
+export type { LossKind, ModelConfig, ResolvedConfig, TargetMode } from "../model/config.ts";
+export type { ParamStore } from "../model/params.ts";
+export type { EncodeOptions, TokenSelection, VisionTransformer } from "../model/vit.ts";
+export type { StepInfo } from "../train/trainer.ts";

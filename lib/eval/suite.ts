@@ -64,14 +64,19 @@ export interface ProbeRow {
 
 /** What {@link runProbeSuite} returns. */
 export interface ProbeTable {
+  /** The label settings, one column each. */
   settings: ProbeSetting[];
+  /** One row per feature source. */
   rows: ProbeRow[];
+  /** Name of each class index. */
   classNames: string[];
-  /** Images in the label pool and in the test set. */
+  /** Images in the label pool. */
   pool: number;
+  /** Images in the test set. */
   test: number;
-  /** Draws per low-shot setting and the base seed. */
+  /** Draws per low-shot setting. */
   seeds: number;
+  /** Base seed of the draws. */
   seed: number;
   /** kNN neighbours (0 when off). */
   k: number;
@@ -103,8 +108,9 @@ export interface ProbeSuiteOptions {
   seed?: number;
   /** Readouts of every encoder (default ["avgpool"]). */
   readouts?: Readout[];
-  /** Input normalisation (default channelStats(train)). */
+  /** Per-channel mean for input normalisation (default channelStats(train)). */
   mean?: readonly number[];
+  /** Per-channel std for input normalisation (default channelStats(train)). */
   std?: readonly number[];
   /** Images per forward pass of feature extraction (default 256). */
   batchSize?: number;

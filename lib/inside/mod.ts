@@ -40,15 +40,34 @@
  * ```
  * @module
  */
-export { pca, pcaProject, type PCAResult } from "./pca.ts";
-export { patchColourImage, patchColours } from "./patch_colours.ts";
+export { pca, type PCAOptions, pcaProject, type PCAResult } from "./pca.ts";
+export { patchColourImage, type PatchColourOptions, patchColours } from "./patch_colours.ts";
 export {
   meanFeature,
   nearestPatches,
   type Neighbours,
   type PatchBank,
   patchBank,
+  type PatchBankOptions,
   pixelPatchBank,
 } from "./retrieval.ts";
-export { denormalizePixels, predictBlocks } from "./predictions.ts";
-export { adaptImages, cutPatch, highlightPatch, imageAt, pastePatches } from "./pixels.ts";
+export { type BlockPredictions, denormalizePixels, predictBlocks } from "./predictions.ts";
+export {
+  adaptImages,
+  cutPatch,
+  highlightPatch,
+  imageAt,
+  type ImageSet,
+  pastePatches,
+  type PatchPaint,
+  type PlotImage,
+} from "./pixels.ts";
+// Types from lower folders that this folder's API uses, so this entry's docs are complete.
+export type { ImageDataset } from "../data/dataset.ts";
+export type { Rng } from "../engine/rng.ts";
+export type { CollatedMasks } from "../masks/batch.ts";
+export type { LossKind, ModelConfig, ResolvedConfig, TargetMode } from "../model/config.ts";
+export type { IJEPA, ModelPart } from "../model/ijepa.ts";
+export type { ParamStore } from "../model/params.ts";
+export type { Predictor } from "../model/predictor.ts";
+export type { EncodeOptions, TokenSelection, VisionTransformer } from "../model/vit.ts";

@@ -11,8 +11,11 @@ import type { ImageDataset } from "../data/dataset.ts";
 
 /** An image in row-major HWC layout; floats in [0, 1] or any range (min-max scaled). */
 export interface PlotImage {
+  /** Pixel values, `height * width * channels` of them. */
   data: Float32Array | Uint8Array;
+  /** Height in pixels. */
   height: number;
+  /** Width in pixels. */
   width: number;
   /** 1 (grey), 3 (RGB) or 4 (RGBA). */
   channels: number;
@@ -98,6 +101,7 @@ export function cutPatch(
 
 /** One patch to paint by {@link pastePatches}: its grid index and either pixels or a flat grey level. */
 export interface PatchPaint {
+  /** The patch's index on the image's grid (row * cols + col). */
   patch: number;
   /** Pixels of one patch (patchSize x patchSize, the image's channels), e.g. from {@link cutPatch}. */
   pixels?: PlotImage;

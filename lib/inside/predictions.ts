@@ -20,9 +20,11 @@ export interface BlockPredictions {
   targets: Float32Array;
   /** The patch index of each row. [M, Lt] */
   patches: Int32Array;
-  /** M, Lt and the width of a row. */
+  /** Target blocks (M). */
   blocks: number;
+  /** Tokens per target block (Lt). */
   length: number;
+  /** Width of a row: feature size, or pixels per patch in `pixel` mode. */
   dim: number;
 }
 

@@ -18,6 +18,7 @@ import { cutPatch, type ImageSet } from "./pixels.ts";
 export interface PatchBank {
   /** [n, dim] */
   features: Float32Array;
+  /** Features per patch. */
   dim: number;
   /** Number of patches. */
   n: number;
@@ -25,16 +26,19 @@ export interface PatchBank {
   image: Int32Array;
   /** Each patch's index on its image's grid (row * cols + col). [n] */
   patch: Int32Array;
-  /** The patch grid and the patch side in the model's input pixels. */
+  /** Rows of the patch grid. */
   rows?: number;
+  /** Columns of the patch grid. */
   cols?: number;
+  /** Patch side in the model's input pixels. */
   patchSize?: number;
 }
 
 /** Options of {@link patchBank}. */
 export interface PatchBankOptions {
-  /** Per-channel mean and std in 0..1 units, as the model was trained with. */
+  /** Per-channel mean in 0..1 units, as the model was trained with. */
   mean: readonly number[];
+  /** Per-channel std in 0..1 units. */
   std: readonly number[];
   /** Which images of the dataset (default all). */
   indices?: ArrayLike<number>;

@@ -54,17 +54,23 @@ export interface HfHints {
 
 /** What {@link describeHf} finds, reading only the header (and config.json beside the file). */
 export interface HfDescription {
+  /** The layout found, in words ({@link HF_LAYOUT}). */
   kind: string;
+  /** The model config the tensors imply. */
   config: ResolvedConfig;
-  /** Where the head count and the image size came from. */
+  /** Where the head count came from. */
   headsFrom: string;
+  /** Where the image size came from. */
   imageSizeFrom: string;
   /** The hub model named by the metadata or the path, if any. */
   model?: string;
   /** Key prefix of the encoder's tensors. */
   prefix: string;
+  /** Number of encoder tensors. */
   tensors: number;
+  /** Number of encoder parameters. */
   parameters: number;
+  /** The dtypes of the encoder tensors, e.g. ["F32"]. */
   dtypes: string[];
   /** Tensors present that are not I-JEPA's encoder (a pooler, a mask token, a classifier head). */
   ignored: string[];

@@ -29,9 +29,11 @@ export const IMAGENET_STD: readonly number[] = [0.229, 0.224, 0.225];
 
 /** What a weights file says besides the tensors. */
 export interface WeightsMeta {
+  /** The preset the weights were made with, if recorded. */
   preset?: string;
-  /** Per-channel mean and std the inputs were normalised with (0..1 pixel units). */
+  /** Per-channel mean the inputs were normalised with (0..1 pixel units). */
   mean?: number[];
+  /** Per-channel std the inputs were normalised with (0..1 pixel units). */
   std?: number[];
   /** Anything else (training step, epoch, loss, ...), as strings. */
   [key: string]: unknown;

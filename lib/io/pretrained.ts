@@ -25,26 +25,35 @@ export interface CardProbe {
   data: string;
   /** Setting names, e.g. "10-shot", "1%", "all labels". */
   settings: string[];
+  /** One row per method: feature size and [mean, std] per setting for the linear probe and kNN. */
   rows: { method: string; dim: number; linear: [number, number][]; knn?: [number, number][] }[];
 }
 
 /** What `data/pretrained/<preset>.json` records beside the weights. */
 export interface PretrainedCard {
+  /** The model preset the weights belong to. */
   preset: string;
   /** The weights file name, beside the card. */
   file: string;
+  /** Size of the weights file in bytes. */
   bytes: number;
+  /** SHA-256 of the weights file, hex. */
   sha256: string;
+  /** The stored dtype, e.g. "F16". */
   dtype: string;
   /** The commands that made the file, in order. */
   commands: string[];
+  /** Training steps. */
   steps: number;
+  /** Images per training step. */
   batchSize: number;
-  /** Wall-clock training seconds (all resumed segments together) and the machine they ran on. */
+  /** Wall-clock training seconds, all resumed segments together. */
   trainSeconds: number;
+  /** The machine, in words (e.g. "2 CPU cores"). */
   machine: string;
   /** The data trained on (its `source` line). */
   trainedOn: string;
+  /** Probe tables, one per dataset probed. */
   probes: CardProbe[];
 }
 

@@ -28,6 +28,7 @@ export interface MaskSample {
 
 /** The collated masks of one batch, as the model reads them (the masker's {@link MaskBatch}). */
 export interface CollatedMasks {
+  /** Examples in the batch (B). */
   batchSize: number;
   /**
    * [B * contextLen] context patch indices, row-major; `pad` fills the padded slots with the
@@ -48,7 +49,9 @@ export interface CollatedMasks {
 
 /** A batch of masks, per example and collated for the model. */
 export interface MaskBatch extends CollatedMasks {
+  /** Patch grid rows. */
   rows: number;
+  /** Patch grid columns. */
   cols: number;
   /** The uncollated masks, one per example. */
   examples: MaskSample[];

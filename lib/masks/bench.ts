@@ -10,10 +10,13 @@ import type { MultiBlockMasker } from "./masker.ts";
 
 /** What {@link benchMasker} measured. */
 export interface MaskerBench {
+  /** Batches drawn. */
   batches: number;
+  /** Wall-clock seconds for all of them. */
   seconds: number;
   /** Examples (one context + M targets each) per second. */
   masksPerSecond: number;
+  /** Milliseconds per batch. */
   msPerBatch: number;
 }
 

@@ -91,6 +91,7 @@ export class MultiBlockMasker {
   // Scratch buffers reused by every draw (see PatchGrid).
   #grid: PatchGrid;
 
+  /** A masker for `opts`; throws a clear error on options out of range. */
   constructor(opts: MaskerOptions) {
     const o = resolveOptions(opts);
     this.options = o;

@@ -4,7 +4,19 @@
  *
  * @module
  */
-export { type MaskBatch } from "./batch.ts";
-export { MASK_PRESETS, type MaskerOptions, maskPreset, type MaskStrategy, trainingMasks } from "./options.ts";
+export { type CollatedMasks, type MaskBatch, type MaskSample } from "./batch.ts";
+export {
+  MASK_PRESETS,
+  type MaskCollation,
+  type MaskerOptions,
+  type MaskPreset,
+  maskPreset,
+  type MaskStrategy,
+  type Range2,
+  type ResolvedMaskerOptions,
+  trainingMasks,
+} from "./options.ts";
 export { createMasker, MultiBlockMasker } from "./masker.ts";
-export { benchMasker } from "./bench.ts";
+export { benchMasker, type MaskerBench } from "./bench.ts";
+// Types from lower folders that this folder's API uses, so this entry's docs are complete.
+export type { Rng } from "../engine/rng.ts";

@@ -67,7 +67,8 @@ export interface ResolvedConfig extends ModelConfig {
   patchDim: number;
 }
 
-type Preset = { [K in keyof ModelConfig]: readonly [ModelConfig[K], string] };
+/** Each field's preset value with the reason it was chosen. */
+export type Preset = { [K in keyof ModelConfig]: readonly [ModelConfig[K], string] };
 
 const COMMON: Pick<Preset, "layerNormEps" | "targetMode" | "loss" | "varianceWeight" | "covarianceWeight"> = {
   layerNormEps: [1e-6, "the official code's LayerNorm eps; the checkpoint fixture shows a wrong eps at 5e-5"],
@@ -149,7 +150,7 @@ export const PRESETS: Record<string, Preset> = {
 };
 
 /** The preset names, for help texts. */
-export const PRESET_NAMES = Object.keys(PRESETS);
+export const PRESET_NAMES: string[] = Object.keys(PRESETS);
 
 /** A preset's reason for each field, for documentation and `--help`. */
 export function presetReasons(name: string): Record<string, string> {

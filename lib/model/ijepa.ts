@@ -66,6 +66,7 @@ export interface IJEPAOptions {
 
 /** The whole model: context encoder, EMA target encoder, predictor (and the pixel head in pixel mode). */
 export class IJEPA {
+  /** The config with its derived numbers. */
   readonly cfg: ResolvedConfig;
   /** The parts this instance holds. */
   readonly parts: readonly ModelPart[];
@@ -75,6 +76,7 @@ export class IJEPA {
   #target?: VisionTransformer;
   #predictor?: Predictor;
 
+  /** A model from a preset name or a config; `opts` seeds it, overrides fields, picks parts. */
   constructor(config: string | ModelConfig, opts: IJEPAOptions = {}) {
     for (const k of Object.keys(opts)) {
       if (!["seed", "rng", "overrides", "parts", "init"].includes(k)) {
@@ -167,6 +169,7 @@ export class IJEPA {
     return tf.tidy(() => this.targetsFromPatches(patchify(images, this.cfg.patchSize), masks));
   }
 
+  /** Targets from patchified images: the target encoder's features (or pixels) at the target blocks. */
   private targetsFromPatches(
     patches: tf.Tensor3D,
     masks: CollatedMasks,
@@ -206,6 +209,7 @@ export class IJEPA {
     return tf.tidy(() => this.predictFromPatches(patchify(images, this.cfg.patchSize), masks));
   }
 
+  /** Predictor outputs from patchified images. */
   private predictFromPatches(patches: tf.Tensor3D, masks: CollatedMasks): tf.Tensor3D {
     return this.predictWithContext(patches, masks).pred;
   }

@@ -8,14 +8,18 @@ export {
   type LossKind,
   type ModelConfig,
   modelConfig,
+  type Preset,
   PRESET_NAMES,
   presetReasons,
   PRESETS,
   type ResolvedConfig,
   type TargetMode,
 } from "./config.ts";
-export { checkImages, type TokenSelection, VisionTransformer } from "./vit.ts";
+export { checkImages, type EncodeOptions, type TokenSelection, VisionTransformer } from "./vit.ts";
 export { Predictor } from "./predictor.ts";
 export { type CollatedMasks } from "../masks/batch.ts";
-export { distance, IJEPA, type IJEPAOptions, meanFeatureStd, TARGET_EPS } from "./ijepa.ts";
+export { distance, IJEPA, type IJEPAOptions, meanFeatureStd, type ModelPart, TARGET_EPS } from "./ijepa.ts";
+export type { ParamStore } from "./params.ts";
 export { sincosPosEmbed } from "./posembed.ts";
+// Types from lower folders that this folder's API uses, so this entry's docs are complete.
+export type { Rng } from "../engine/rng.ts";

@@ -22,10 +22,12 @@ import type { Rng } from "../engine/rng.ts";
 
 /** A map from official parameter names to tfjs variables. */
 export class ParamStore {
+  /** The variables by official parameter name. */
   readonly vars: Map<string, tf.Variable> = new Map();
   /** When false, `normal` fills zeros and draws nothing (for weights about to be loaded). */
   readonly init: boolean;
 
+  /** An empty store; `init: false` makes `normal` fill zeros (default true). */
   constructor(opts: { init?: boolean } = {}) {
     this.init = opts.init ?? true;
   }

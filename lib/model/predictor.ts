@@ -42,7 +42,9 @@ import { checkMasks, type CollatedMasks } from "../masks/batch.ts";
 
 /** The predictor network. Parameter names follow the official state dict. */
 export class Predictor {
+  /** The parameters, by official name. */
   readonly params: ParamStore;
+  /** The config with its derived numbers. */
   readonly cfg: ResolvedConfig;
   /** Fixed sin-cos position embedding at the predictor width [N, Dp]. */
   readonly posEmbed: tf.Tensor2D;

@@ -32,7 +32,9 @@ import { blockForward, type BlockShape, INIT_STD, initBlock, keyPaddingBias } fr
 
 /** A per-example subset of patches: `indices` [B * length] row-major, patch index = row * cols + col. */
 export interface TokenSelection {
+  /** Patch indices, [B * length] row-major. */
   indices: Int32Array;
+  /** Patches selected per example. */
   length: number;
   /** [B * length], 1 real / 0 padding; padded slots are masked out of attention. */
   valid?: Uint8Array | null;
@@ -55,7 +57,9 @@ export interface EncodeOptions {
 
 /** The ViT encoder. Parameter names follow the official state dict. */
 export class VisionTransformer {
+  /** The parameters, by official name. */
   readonly params: ParamStore;
+  /** The config with its derived numbers. */
   readonly cfg: ResolvedConfig;
   /** Fixed sin-cos position embedding [N, D] (not trained, as in the official code). */
   readonly posEmbed: tf.Tensor2D;

@@ -28,8 +28,11 @@ import { adamwUpdateAll } from "../engine/fused_update_all.ts";
 
 /** Hyper-parameters that do not change during training. */
 export interface AdamWOptions {
+  /** Decay rate of the first-moment estimate (default 0.9). */
   beta1?: number;
+  /** Decay rate of the second-moment estimate (default 0.999). */
   beta2?: number;
+  /** Added to the denominator for numerical stability (default 1e-8). */
   eps?: number;
   /**
    * Which parameters get weight decay. Default: every parameter of rank 2 or more whose name does
@@ -40,7 +43,9 @@ export interface AdamWOptions {
 
 /** The per-step hyper-parameters. */
 export interface StepParams {
+  /** Learning rate of this step. */
   lr: number;
+  /** Weight-decay coefficient of this step. */
   weightDecay: number;
 }
 
@@ -51,16 +56,24 @@ export function decays(name: string, v: tf.Variable): boolean {
 
 /** AdamW over a fixed list of named variables. */
 export class AdamW {
+  /** Decay rate of the first-moment estimate. */
   readonly beta1: number;
+  /** Decay rate of the second-moment estimate. */
   readonly beta2: number;
+  /** Added to the denominator for numerical stability. */
   readonly eps: number;
   /** Steps taken so far (t in the bias corrections). */
   t = 0;
+  /** The optimised variables with their names. */
   readonly params: [string, tf.Variable][];
+  /** First-moment estimate per parameter name. */
   readonly m: Map<string, tf.Variable> = new Map();
+  /** Second-moment estimate per parameter name. */
   readonly v: Map<string, tf.Variable> = new Map();
+  /** Names of the parameters that get weight decay. */
   readonly withDecay: Set<string> = new Set();
 
+  /** An optimizer over `params`; throws on an unknown option. */
   constructor(params: [string, tf.Variable][], opts: AdamWOptions = {}) {
     for (const k of Object.keys(opts)) {
       if (!["beta1", "beta2", "eps", "decay"].includes(k)) {

@@ -3,7 +3,7 @@
  *
  * @module
  */
-export { AdamW, type AdamWOptions, decays } from "./adamw.ts";
+export { AdamW, type AdamWOptions, decays, type StepParams } from "./adamw.ts";
 export { emaMomentum, learningRate, type LrSchedule, weightDecay } from "./schedules.ts";
 export {
   EMATrainer,
@@ -13,15 +13,33 @@ export {
   type TrainerOptions,
   TrainingDiverged,
 } from "./trainer.ts";
-export { recipe, RECIPES } from "./recipes.ts";
+export { type Recipe, recipe, RECIPES } from "./recipes.ts";
 export {
   type MetricsRow,
   parseMetrics,
   readRunConfig,
   recordResume,
+  type ResumeRecord,
   RUN_CONFIG_FILE,
   type RunConfig,
   type RunVersions,
   runVersions,
   writeRunConfig,
 } from "./run_record.ts";
+// Types from lower folders that this folder's API uses, so this entry's docs are complete.
+export type { ImageDataset } from "../data/dataset.ts";
+export type { Rng } from "../engine/rng.ts";
+export type { CollatedMasks, MaskBatch, MaskSample } from "../masks/batch.ts";
+export type { MultiBlockMasker } from "../masks/masker.ts";
+export type {
+  MaskCollation,
+  MaskerOptions,
+  MaskStrategy,
+  Range2,
+  ResolvedMaskerOptions,
+} from "../masks/options.ts";
+export type { LossKind, ModelConfig, ResolvedConfig, TargetMode } from "../model/config.ts";
+export type { IJEPA, ModelPart } from "../model/ijepa.ts";
+export type { ParamStore } from "../model/params.ts";
+export type { Predictor } from "../model/predictor.ts";
+export type { EncodeOptions, TokenSelection, VisionTransformer } from "../model/vit.ts";

@@ -14,7 +14,9 @@ import { TRAINER_DEFAULTS, type TrainerOptions } from "./trainer.ts";
 
 /** A recipe: trainer options, why, and the expected result. */
 export interface Recipe {
+  /** The trainer options the recipe sets. */
   options: Partial<TrainerOptions>;
+  /** Why each option has its value, by option name. */
   why: Record<string, string>;
   /** What running it gives (filled in from measurements). */
   expected: string;

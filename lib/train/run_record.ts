@@ -33,14 +33,19 @@ export interface ResumeRecord {
   argv: string[];
   /** The step the run went on from. */
   step: number;
+  /** The backend line of the resuming process. */
   backend: string;
+  /** The dataset, as the resuming process's `data:` line says it. */
   data: string;
+  /** Versions in the resuming process. */
   versions: RunVersions;
 }
 
 /** Versions of what ran. */
 export interface RunVersions {
+  /** The Deno version. */
   deno: string;
+  /** The tfjs version. */
   tfjs: string;
   /** This toolkit: the git commit of its checkout when there is one, else null. */
   toolkit: string | null;
@@ -52,12 +57,15 @@ export interface RunConfig {
   argv: string[] | null;
   /** Start time (ISO), null for a run started before config.json existed. */
   started: string | null;
+  /** The model preset, null when the config matches none. */
   preset: string | null;
+  /** The training seed. */
   seed: number;
   /** The dataset, as the `data:` line says it. */
   data: string;
   /** The backend line (`setBackend`'s `line`). */
   backend: string;
+  /** Versions of what ran. */
   versions: RunVersions;
   /** The model's resolved config (every field). */
   model: Record<string, unknown>;
@@ -135,14 +143,21 @@ export async function recordResume(
 
 /** A metrics.jsonl row (lib/train/trainer.ts StepInfo, plus `time`). */
 export interface MetricsRow {
+  /** Steps completed. */
   step: number;
+  /** Loss of this step. */
   loss: number;
+  /** Seconds of training so far, counting across resumes. */
   elapsed: number;
+  /** Images per second over this step. */
   imgPerSec: number;
+  /** Mean per-dimension std of the target features, when measured. */
   targetStd?: number;
+  /** Learning rate of this step. */
   lr?: number;
   /** Wall-clock time of the step (ISO); absent in rows written before it was recorded. */
   time?: string;
+  /** Any other field the trainer reports. */
   [key: string]: unknown;
 }
 

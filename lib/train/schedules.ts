@@ -17,8 +17,11 @@
 
 /** Learning-rate schedule: warm-up from `start` to `ref` over `warmup` steps, then cosine to `final`. */
 export interface LrSchedule {
+  /** Learning rate at step 0. */
   start: number;
+  /** Peak learning rate, reached at the end of warm-up. */
   ref: number;
+  /** Learning rate at the last step. */
   final: number;
   /** Warm-up length in steps. */
   warmup: number;

@@ -36,7 +36,7 @@ import { AdamW } from "./adamw.ts";
 import { BatchStream, type BatchStreamState } from "../data/batches.ts";
 import { channelStats } from "../data/stats.ts";
 import type { ImageDataset } from "../data/dataset.ts";
-import { IJEPA } from "../model/ijepa.ts";
+import type { IJEPA } from "../model/ijepa.ts";
 import { createMasker, type MultiBlockMasker } from "../masks/masker.ts";
 import { type MaskerOptions, trainingMasks } from "../masks/options.ts";
 import { Rng } from "../engine/rng.ts";
@@ -95,11 +95,17 @@ export const TRAINER_DEFAULTS: TrainerOptions = {
 
 /** What each step reports. */
 export interface StepInfo {
+  /** Steps completed, this one included. */
   step: number;
+  /** Steps of the whole run. */
   steps: number;
+  /** Loss of this step. */
   loss: number;
+  /** Learning rate of this step. */
   lr: number;
+  /** Weight-decay coefficient of this step. */
   weightDecay: number;
+  /** EMA momentum of the target encoder at this step. */
   momentum: number;
   /** Mean per-dimension std of the target features, when measured this step. */
   targetStd?: number;
@@ -110,8 +116,9 @@ export interface StepInfo {
    * its checkpoint holds (metrics.jsonl rows before this change restarted at 0 at each resume).
    */
   elapsed: number;
-  /** Context and target tokens per example this step. */
+  /** Context tokens per example this step. */
   contextLen: number;
+  /** Target tokens per target block this step. */
   targetLen: number;
 }
 
@@ -123,6 +130,7 @@ export interface FitResult {
   step: number;
   /** True when stopped early by the abort signal (a checkpoint was written if outDir is set). */
   interrupted: boolean;
+  /** Wall-clock seconds of this call. */
   seconds: number;
   /** Path of the last checkpoint written, if any. */
   checkpoint?: string;
@@ -130,6 +138,7 @@ export interface FitResult {
 
 /** Thrown when the loss stops being a finite number. */
 export class TrainingDiverged extends Error {
+  /** An error with `message`, named "TrainingDiverged". */
   constructor(message: string) {
     super(message);
     this.name = "TrainingDiverged";
@@ -162,9 +171,13 @@ export { METRICS_FILE };
 
 /** Trains an {@link IJEPA} model. */
 export class EMATrainer {
+  /** The model being trained. */
   readonly model: IJEPA;
+  /** The options, defaults filled in. */
   readonly options: TrainerOptions;
+  /** Draws each step's context and target masks. */
   readonly masker: MultiBlockMasker;
+  /** The optimizer of the trainable parameters (the target encoder follows by EMA). */
   readonly optimizer: AdamW;
   /** Steps completed. */
   step = 0;
@@ -176,6 +189,7 @@ export class EMATrainer {
   #firstStd?: number;
   #elapsed = 0;
 
+  /** A trainer for `model`; throws on an unknown or out-of-range option. */
   constructor(model: IJEPA, options: Partial<TrainerOptions> = {}) {
     this.model = model;
     this.options = mergeOptions(options);

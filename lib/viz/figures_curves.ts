@@ -10,8 +10,11 @@ import { type FigureOptions, render } from "./render.ts";
 
 /** A point of a loss curve; `series` names the run when several are drawn. */
 export interface LossPoint {
+  /** Training step (x). */
   step: number;
+  /** Loss at that step (y). */
   loss: number;
+  /** Name of the run, when several are drawn. */
   series?: string;
 }
 
@@ -80,8 +83,11 @@ export function plotLoss(
 
 /** A point of {@link plotLines}. */
 export interface LinePoint {
+  /** Position on the x axis. */
   x: number;
+  /** Position on the y axis. */
   y: number;
+  /** The line this point belongs to. */
   series: string;
 }
 

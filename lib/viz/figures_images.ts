@@ -13,7 +13,9 @@ import { textWidth } from "./text.ts";
 
 /** One example for {@link plotMasks}: patch indices are row-major on a rows x cols grid. */
 export interface MaskExample {
+  /** Rows of the patch grid. */
   rows: number;
+  /** Columns of the patch grid. */
   cols: number;
   /** Patch indices the context encoder sees. */
   context: Int32Array;
@@ -229,6 +231,7 @@ export function plotMasks(
 
 /** An image for {@link plotImages}, with an optional caption (use "\n" for two lines). */
 export interface CaptionedImage extends PlotImage {
+  /** Caption under the image. */
   caption?: string;
 }
 

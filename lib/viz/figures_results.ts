@@ -11,8 +11,11 @@ import { textWidth } from "./text.ts";
 
 /** A bar of {@link plotBars}: one `label` (a method) within one `group` (a setting). */
 export interface BarRow {
+  /** The group (setting) the bar is drawn in. */
   group: string;
+  /** The bar's label (a method). */
   label: string;
+  /** Bar height. */
   mean: number;
   /** Error bar half-length (e.g. std over seeds). */
   std?: number;
@@ -202,8 +205,11 @@ export function plotConfusion(
 
 /** A point of {@link plotScatter}. */
 export interface ScatterPoint {
+  /** Position on the x axis. */
   x: number;
+  /** Position on the y axis. */
   y: number;
+  /** The point's class, which sets its colour. */
   label: string;
 }
 

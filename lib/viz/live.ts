@@ -69,6 +69,7 @@ export class LiveDisplay {
   #shown = false;
   #display: JupyterDisplay | null;
 
+  /** A display with a fresh id made from `name`. */
   constructor(name: string) {
     this.id = freshId(name);
     this.#display = jupyterDisplay();
@@ -176,6 +177,7 @@ export const MONITOR_DEFAULTS: MonitorOptions = {
  * {@link TrainingMonitor.finish} for the final redraw. Made by {@link trainingMonitor}.
  */
 export class TrainingMonitor {
+  /** The options, defaults filled in. */
   readonly options: MonitorOptions;
   /** Every step's loss. */
   readonly losses: LossPoint[] = [];
@@ -188,6 +190,7 @@ export class TrainingMonitor {
   #lastDraw = -Infinity;
   #lastPrint = -Infinity;
 
+  /** A monitor with `options` over {@link MONITOR_DEFAULTS}; throws on an unknown option. */
   constructor(options: Partial<MonitorOptions> = {}) {
     for (const k of Object.keys(options)) {
       if (!(k in MONITOR_DEFAULTS)) {

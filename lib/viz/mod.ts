@@ -19,11 +19,20 @@ export {
   TrainingMonitor,
   trainingMonitor,
 } from "./live.ts";
-export { plotLines, plotLoss } from "./figures_curves.ts";
-export { plotImages, plotMasks } from "./figures_images.ts";
-export { plotBars, plotConfusion, plotScatter } from "./figures_results.ts";
-export { savePng, show, toPng } from "./output.ts";
-export { render } from "./render.ts";
+export { type LinePoint, type LossPoint, plotLines, plotLoss } from "./figures_curves.ts";
+export { type CaptionedImage, type MaskExample, plotImages, plotMasks } from "./figures_images.ts";
+export { type BarRow, plotBars, plotConfusion, plotScatter, type ScatterPoint } from "./figures_results.ts";
+export { type PngOptions, savePng, show, toPng } from "./output.ts";
+export { type FigureOptions, render } from "./render.ts";
 export { plotRun, type RunPlotOptions, type RunPoint } from "./run_plot.ts";
 export { FIGURE_EXTENSIONS, figureFormat, saveFigure } from "./figure_file.ts";
-export { formatDuration, StudyProgress } from "./progress_text.ts";
+export {
+  formatDuration,
+  type RunPosition,
+  type StepFields,
+  StudyProgress,
+  type StudyProgressOptions,
+} from "./progress_text.ts";
+// Types from lower folders that this folder's API uses, so this entry's docs are complete.
+export type { PlotImage } from "../inside/pixels.ts";
+export type { StepInfo } from "../train/trainer.ts";

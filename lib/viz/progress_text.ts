@@ -33,7 +33,9 @@ export function formatDuration(s: number): string {
 
 /** Where a study stands: the run (arm x seed) being trained, 1-based, of how many. */
 export interface RunPosition {
+  /** This run's 1-based position. */
   index: number;
+  /** Runs in the study. */
   count: number;
   /** The run's name, e.g. `pixels / seed 0`. */
   name: string;
@@ -41,12 +43,17 @@ export interface RunPosition {
 
 /** The fields of a training step that a study's progress line shows (lib/train/trainer.ts StepInfo). */
 export interface StepFields {
+  /** Steps completed. */
   step: number;
+  /** Steps of the whole run. */
   steps: number;
+  /** Loss of this step. */
   loss: number;
+  /** Images per second over this step. */
   imgPerSec: number;
   /** Seconds of training of this run so far (counting across resumes). */
   elapsed: number;
+  /** Mean per-dimension std of the target features, when measured. */
   targetStd?: number;
 }
 
@@ -78,6 +85,7 @@ export class StudyProgress {
   #finishedSeconds: number[] = [];
   #lastLine = -Infinity;
 
+  /** Progress of a study of `o.runs` runs of `o.stepsPerRun` steps. */
   constructor(o: StudyProgressOptions) {
     this.#o = { every: 10, now: () => performance.now() / 1000, ...o };
     this.#runsLeft = o.runs;

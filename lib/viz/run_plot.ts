@@ -25,9 +25,13 @@ import { esc, wrapText } from "./text.ts";
 
 /** The fields of a metrics.jsonl row the figure reads (lib/train/run_record.ts MetricsRow). */
 export interface RunPoint {
+  /** Steps completed. */
   step: number;
+  /** Loss of this step. */
   loss: number;
+  /** Images per second over this step. */
   imgPerSec?: number;
+  /** Mean per-dimension std of the target features, when measured. */
   targetStd?: number;
 }
 

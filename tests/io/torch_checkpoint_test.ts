@@ -5,7 +5,7 @@ import { type ByteSource, fileSource, memorySource } from "../../lib/io/byte_sou
 import { openTorchCheckpoint, stateDict } from "../../lib/io/torch/checkpoint.ts";
 import { unpickle } from "../../lib/io/torch/pickle.ts";
 import { pickleState } from "../../lib/io/torch/pickle_values.ts";
-import { LazyTensor } from "../../lib/io/torch/tensors.ts";
+import type { LazyTensor } from "../../lib/io/torch/tensors.ts";
 
 const FIXTURE = new URL("../fixtures/official-ijepa-tiny/", import.meta.url);
 const CKPT = fileURLToPath(new URL("checkpoint.pth.tar", FIXTURE));
