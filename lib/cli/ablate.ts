@@ -7,6 +7,7 @@ import { formatSummary, runStudy, STUDIES, type Study, summarise } from "../eval
 import { setBackend } from "../engine/backend.ts";
 import { modelConfig, PRESET_NAMES } from "../model/config.ts";
 import { loadDataset } from "../data/load.ts";
+import { parseNuisance, withNuisance } from "../data/nuisance.ts";
 import { recipe } from "../train/recipes.ts";
 import { parseModelSettings } from "../eval/ablate_settings.ts";
 import { FIGURE_EXTENSIONS } from "../viz/figure_file.ts";
@@ -42,7 +43,13 @@ const SPEC: CliSpec = {
       help:
         "model settings for every arm alike, e.g. predictorDepth=2,varianceWeight=0 (fields of the preset)",
     },
-    out: { type: "string", help: "study folder (default runs/ablate-<study>-<preset>)" },
+    nuisance: {
+      type: "string",
+      default: "none",
+      help:
+        "backgrounds behind the objects, KIND:STRENGTH with KIND noise, texture or clutter (e.g. noise:0.5)",
+    },
+    out: { type: "string", help: "study folder (default runs/ablate-<study>-<preset>[-<nuisance>])" },
     png: { type: "string", help: "write a bar chart of the results to this file (.png or .svg)" },
     json: { type: "bool", help: "print the results as one JSON line" },
   },
@@ -56,17 +63,28 @@ async function main(args: string[]) {
   // every flag checked before the backend starts and the data loads
   const model = asUsage(() => parseModelSettings((f.model as string | undefined) ?? ""));
   asUsage(() => modelConfig(preset, model)); // a wrong key or value of --model
-  const out = (f.out as string | undefined) ?? `runs/ablate-${study}-${preset}`;
+  const nuisance = asUsage(() => parseNuisance(f.nuisance as string));
+  const tag = nuisance ? `-${nuisance.kind}${nuisance.strength}` : "";
+  const out = (f.out as string | undefined) ?? `runs/ablate-${study}-${preset}${tag}`;
   await checkOutputFolder("ablate", "out", out);
   if (f.png !== undefined) await checkOutputFile("ablate", "png", f.png as string, FIGURE_EXTENSIONS);
   await checkDataFlag("ablate", f.data as string | undefined);
   await setBackend(f.backend as string | undefined, { quiet: json });
   // Image folders come in at the arms' size and channels.
   const shape = { ...modelConfig(preset), ...model };
-  const data = await loadDataset(f.data as string | undefined, {
+  const loaded = await loadDataset(f.data as string | undefined, {
     imageSize: shape.imageSize,
     channels: shape.channels as 1 | 3,
   });
+  // the backgrounds differ between the splits (their own seeds) and are the same on every run
+  const data = nuisance
+    ? {
+      ...loaded,
+      train: withNuisance(loaded.train, { ...nuisance, seed: 1 }),
+      test: withNuisance(loaded.test, { ...nuisance, seed: 2 }),
+      source: `${loaded.source}, with ${nuisance.kind} backgrounds at strength ${nuisance.strength}`,
+    }
+    : loaded;
   const log = json ? () => {} : (l: string) => console.error(l);
   log(`data: ${data.source}\nstudy ${study}, preset ${preset}, results in ${out}/results.json`);
   const steps = (f.steps as number | undefined) ?? recipe(preset).steps;

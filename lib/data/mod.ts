@@ -14,3 +14,10 @@ export { type Batch, batches, type BatchOptions, BatchStream, type BatchStreamSt
 export { normalize, type Pixels, randomResizedCrop, type RandomResizedCropOptions } from "./augment.ts";
 // Types from lower folders that this folder's API uses, so this entry's docs are complete.
 export type { Rng } from "../engine/rng.ts";
+export {
+  NUISANCE_KINDS,
+  type NuisanceKind,
+  type NuisanceOptions,
+  parseNuisance,
+  withNuisance,
+} from "./nuisance.ts";
