@@ -199,6 +199,12 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
   const shared = o.model ?? {};
   modelConfig(o.preset, shared); // a wrong key or value fails here, before any training
   const sharedText = JSON.stringify(shared);
+  if (results && results.data !== undefined && results.data !== o.data.source) {
+    // other images (another data set, or other nuisance backgrounds) must not be mixed into the tables
+    throw new Error(
+      `${path} holds a study on "${results.data}"; this run's data is "${o.data.source}": use another --out`,
+    );
+  }
   if (
     results &&
     (results.study !== o.study || results.preset !== o.preset || results.steps !== steps ||

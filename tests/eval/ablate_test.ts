@@ -45,6 +45,15 @@ Deno.test("ablate: the targets study runs both arms, writes results and resumes 
       Error,
       "holds a targets study of tiny for 4 steps",
     );
+    // so is the same study on other images (e.g. with nuisance backgrounds)
+    const { withNuisance } = await import("../../lib/data/nuisance.ts");
+    const noisy = { ...data, train: withNuisance(data.train, { kind: "noise", strength: 0.5, seed: 1 }) };
+    noisy.source = noisy.train.source;
+    await assertRejects(
+      () => runStudy({ ...base, data: noisy }),
+      Error,
+      "with noise backgrounds at strength 0.5",
+    );
     // asked for a second seed, the study trains only the new arms and reports two seeds
     const more = await runStudy({ ...base, seeds: 2 });
     assertEquals(more.seeds, 2);
