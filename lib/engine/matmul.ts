@@ -19,6 +19,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { blasStatus } from "./blas.ts";
 import { simdGemmActive } from "./simd_gemm.ts";
+import type { Tensor2D, Tensor3D } from "./tensor_types.ts";
 
 /** True when plain tf.matMul with transpose flags is fast on the active backend. */
 function flagsAreFast(): boolean {
@@ -57,7 +58,7 @@ const plainMatMul = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => 
  * Matrix product of rank-2 or rank-3 tensors, `a` [.., M, K] (or [.., K, M] when transposeA) times
  * `b` [.., K, N] (or [.., N, K] when transposeB), choosing the fast formulation for the backend.
  */
-export function matMul<T extends tf.Tensor2D | tf.Tensor3D>(
+export function matMul<T extends Tensor2D | Tensor3D>(
   a: T,
   b: T,
   transposeA = false,

@@ -17,3 +17,13 @@ export type { BlasStatus } from "./blas_library.ts";
 export { Rng } from "./rng.ts";
 export { gatherRows, gelu, layerNorm, linear, patchify, unpatchify } from "./ops.ts";
 export { matMul } from "./matmul.ts";
+export type {
+  NamedTensorMap,
+  Scalar,
+  Tensor,
+  Tensor1D,
+  Tensor2D,
+  Tensor3D,
+  Tensor4D,
+  Variable,
+} from "./tensor_types.ts";

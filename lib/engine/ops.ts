@@ -32,12 +32,13 @@ import * as tf from "@tensorflow/tfjs";
 import { fusedEnabled } from "./fused_mode.ts";
 import { fusedGelu, fusedLayerNorm, fusedLinear, fusedSmoothL1 } from "./fused_ops.ts";
 import { matMul } from "./matmul.ts";
+import type { Tensor, Tensor1D, Tensor2D, Tensor3D, Tensor4D } from "./tensor_types.ts";
 
 /**
  * A dense layer on the last axis: `x` [..., in] times `w` [in, out] plus `b` [out]. The input is
  * flattened to 2-D so the gradient works on every backend; the output keeps x's leading shape.
  */
-export function linear(x: tf.Tensor, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor {
+export function linear(x: Tensor, w: Tensor2D, b?: Tensor1D): Tensor {
   const din = x.shape[x.rank - 1];
   if (w.rank !== 2 || w.shape[0] !== din) {
     throw new Error(
@@ -66,7 +67,7 @@ function checkIndices(where: string, idx: Int32Array, n: number): void {
  * Per-example row gather: `x` [B, N, D], `idx` [B * K] (example b's K indices into N, row-major)
  * gives [B, K, D]. Works and differentiates on every backend (see the module notes).
  */
-export function gatherRows(x: tf.Tensor3D, idx: Int32Array, k: number): tf.Tensor3D {
+export function gatherRows(x: Tensor3D, idx: Int32Array, k: number): Tensor3D {
   const [B, N, D] = x.shape;
   if (idx.length !== B * k) {
     throw new Error(
@@ -99,7 +100,7 @@ export function gatherRows(x: tf.Tensor3D, idx: Int32Array, k: number): tf.Tenso
  * Rows of a 2-D table picked by index, without gradient (position embeddings, targets):
  * `table` [N, D], `idx` [L] gives [L, D].
  */
-export function takeRows(table: tf.Tensor2D, idx: Int32Array): tf.Tensor2D {
+export function takeRows(table: Tensor2D, idx: Int32Array): Tensor2D {
   checkIndices("takeRows", idx, table.shape[0]);
   return tf.tidy(() => tf.gather(table, tf.tensor1d(idx, "int32")) as tf.Tensor2D);
 }
@@ -108,7 +109,7 @@ export function takeRows(table: tf.Tensor2D, idx: Int32Array): tf.Tensor2D {
  * Cut NHWC images [B, H, W, C] into non-overlapping p x p patches [B, N, p*p*C], patches in
  * row-major grid order, each patch flattened as (row in patch, column in patch, channel).
  */
-export function patchify(images: tf.Tensor4D, p: number): tf.Tensor3D {
+export function patchify(images: Tensor4D, p: number): Tensor3D {
   const [B, H, W, C] = images.shape;
   if (H % p !== 0 || W % p !== 0) {
     throw new Error(`patchify: patch size ${p} does not divide the image size ${H}x${W}`);
@@ -123,7 +124,7 @@ export function patchify(images: tf.Tensor4D, p: number): tf.Tensor3D {
 }
 
 /** The inverse of {@link patchify}: [B, N, p*p*C] back to [B, H, W, C]. */
-export function unpatchify(patches: tf.Tensor3D, p: number, gh: number, gw: number): tf.Tensor4D {
+export function unpatchify(patches: Tensor3D, p: number, gh: number, gw: number): Tensor4D {
   const [B, N, P] = patches.shape;
   const C = P / (p * p);
   if (N !== gh * gw || !Number.isInteger(C)) {
@@ -135,7 +136,7 @@ export function unpatchify(patches: tf.Tensor3D, p: number, gh: number, gw: numb
 }
 
 /** LayerNorm over the last axis, with optional affine parameters. */
-export function layerNorm(x: tf.Tensor, eps: number, gamma?: tf.Tensor1D, beta?: tf.Tensor1D): tf.Tensor {
+export function layerNorm(x: Tensor, eps: number, gamma?: Tensor1D, beta?: Tensor1D): Tensor {
   if (fusedEnabled()) return fusedLayerNorm(x, eps, gamma, beta);
   return tf.tidy(() => {
     const mean = x.mean(-1, true);
@@ -149,13 +150,13 @@ export function layerNorm(x: tf.Tensor, eps: number, gamma?: tf.Tensor1D, beta?:
 }
 
 /** The exact (erf) GELU, as PyTorch's nn.GELU default in the official code. */
-export function gelu(x: tf.Tensor): tf.Tensor {
+export function gelu(x: Tensor): Tensor {
   if (fusedEnabled()) return fusedGelu(x);
   return tf.tidy(() => x.mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)).mul(0.5));
 }
 
 /** Smooth-L1 (Huber with beta 1) elementwise, as PyTorch's smooth_l1_loss. */
-export function smoothL1(diff: tf.Tensor): tf.Tensor {
+export function smoothL1(diff: Tensor): Tensor {
   if (fusedEnabled()) return fusedSmoothL1(diff);
   return tf.tidy(() => {
     // 0.5 q^2 + (|d| - q) with q = min(|d|, 1): written without a comparison op, which has no

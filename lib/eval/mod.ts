@@ -39,6 +39,16 @@ export {
 // Types from lower folders that this folder's API uses, so this entry's docs are complete.
 export type { DatasetSplits, ImageDataset } from "../data/dataset.ts";
 export type { Rng } from "../engine/rng.ts";
+export type {
+  NamedTensorMap,
+  Scalar,
+  Tensor,
+  Tensor1D,
+  Tensor2D,
+  Tensor3D,
+  Tensor4D,
+  Variable,
+} from "../engine/tensor_types.ts";
 export type { MaskCollation, MaskerOptions, MaskStrategy, Range2 } from "../masks/options.ts";
 export type { LossKind, ModelConfig, ResolvedConfig, TargetMode } from "../model/config.ts";
 export type { ParamStore } from "../model/params.ts";

@@ -35,7 +35,7 @@ export {
 } from "./hf.ts";
 export { type WeightsFileKind, weightsFileKind } from "./file_kind.ts";
 export { openSafetensors, type SafetensorsFile, type SafetensorsHeader } from "./safetensors_read.ts";
-export { type Tensor, writeSafetensors } from "./safetensors_write.ts";
+export { type StoredTensor, writeSafetensors } from "./safetensors_write.ts";
 export { openTorchCheckpoint, type TorchCheckpoint } from "./torch/checkpoint.ts";
 export type { ByteSource } from "./byte_source.ts";
 export type { TensorEntry, TensorInfo } from "./safetensors_header.ts";
@@ -43,6 +43,16 @@ export type { SafetensorsDtype, TensorData } from "./dtypes.ts";
 export type { ZipEntry } from "./torch/zip.ts";
 // Types from lower folders that this folder's API uses, so this entry's docs are complete.
 export type { Rng } from "../engine/rng.ts";
+export type {
+  NamedTensorMap,
+  Scalar,
+  Tensor,
+  Tensor1D,
+  Tensor2D,
+  Tensor3D,
+  Tensor4D,
+  Variable,
+} from "../engine/tensor_types.ts";
 export type { CollatedMasks } from "../masks/batch.ts";
 export type { LossKind, ModelConfig, ResolvedConfig, TargetMode } from "../model/config.ts";
 export type { IJEPA, ModelPart } from "../model/ijepa.ts";

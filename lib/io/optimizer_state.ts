@@ -8,7 +8,7 @@
 import type * as tf from "@tensorflow/tfjs";
 import type { ResolvedConfig } from "../model/config.ts";
 import type { SafetensorsFile } from "./safetensors_read.ts";
-import type { Tensor as StTensor } from "./safetensors_write.ts";
+import type { StoredTensor } from "./safetensors_write.ts";
 import { fromOfficial, toOfficial } from "./weights.ts";
 
 /** `adamw.m.encoder.blocks.0.attn.qkv.weight` -> `blocks.0.attn.qkv.weight`: the parameter's official key. */
@@ -23,8 +23,8 @@ function parameterKey(name: string): string {
 export async function momentsToOfficial(
   moments: Record<string, tf.Tensor>,
   cfg: ResolvedConfig,
-): Promise<Record<string, StTensor>> {
-  const out: Record<string, StTensor> = {};
+): Promise<Record<string, StoredTensor>> {
+  const out: Record<string, StoredTensor> = {};
   for (const [name, v] of Object.entries(moments)) {
     const t = toOfficial(parameterKey(name), v.shape, (await v.data()) as Float32Array, cfg);
     out[name] = { dtype: "F32", shape: t.shape, data: t.data };

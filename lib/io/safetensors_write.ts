@@ -45,8 +45,11 @@ import {
   validShape,
 } from "./dtypes.ts";
 
-/** One tensor to write: row-major data of `product(shape)` elements. */
-export interface Tensor {
+/**
+ * One tensor as a safetensors file stores it: dtype, shape and row-major data of `product(shape)`
+ * elements in host memory. Not a tfjs tensor (that is {@link Tensor} from lib/engine).
+ */
+export interface StoredTensor {
   /** Element type; decides which typed array `data` must be. */
   dtype: SafetensorsDtype;
   /** Dimensions, outermost first; `[]` is a 0-d scalar (one element). */
@@ -67,7 +70,7 @@ interface Plan {
   dataBytes: number;
 }
 
-function plan(tensors: Record<string, Tensor>, metadata: Record<string, string>): Plan {
+function plan(tensors: Record<string, StoredTensor>, metadata: Record<string, string>): Plan {
   if (metadata === null || typeof metadata !== "object" || Array.isArray(metadata)) {
     throw new TypeError(`safetensors: metadata must be an object of strings, got ${metadata}`);
   }
@@ -160,7 +163,7 @@ function plan(tensors: Record<string, Tensor>, metadata: Record<string, string>)
  * ```
  */
 export function encodeSafetensors(
-  tensors: Record<string, Tensor>,
+  tensors: Record<string, StoredTensor>,
   metadata: Record<string, string> = {},
 ): Uint8Array {
   const p = plan(tensors, metadata);
@@ -199,7 +202,7 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
  */
 export async function writeSafetensors(
   path: string,
-  tensors: Record<string, Tensor>,
+  tensors: Record<string, StoredTensor>,
   metadata: Record<string, string> = {},
 ): Promise<void> {
   const p = plan(tensors, metadata);

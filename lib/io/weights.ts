@@ -59,7 +59,7 @@ import {
   type WeightsMeta,
 } from "./official_layout.ts";
 import { openSafetensors } from "./safetensors_read.ts";
-import { type Tensor, writeSafetensors } from "./safetensors_write.ts";
+import { type StoredTensor, writeSafetensors } from "./safetensors_write.ts";
 
 // The layout helpers moved to official_layout.ts; these names stay importable from here.
 export {
@@ -87,8 +87,8 @@ export const WEIGHTS_VERSION = "1";
 export async function officialTensors(
   model: IJEPA,
   parts: readonly Part[] = PARTS,
-): Promise<Record<string, Tensor>> {
-  const out: Record<string, Tensor> = {};
+): Promise<Record<string, StoredTensor>> {
+  const out: Record<string, StoredTensor> = {};
   for (const part of parts) {
     for (const [k, v] of Object.entries(posEmbeds(model.cfg, part))) {
       out[`${part}.${k}`] = { dtype: "F32", shape: v.shape, data: v.data };
@@ -129,7 +129,7 @@ export async function saveModel(
   model: IJEPA,
   path: string,
   meta: WeightsMeta = {},
-  opts: { parts?: readonly Part[]; extra?: Record<string, Tensor>; dtype?: "F32" | "F16" } = {},
+  opts: { parts?: readonly Part[]; extra?: Record<string, StoredTensor>; dtype?: "F32" | "F16" } = {},
 ): Promise<void> {
   const weights = await officialTensors(model, opts.parts);
   if (opts.dtype === "F16") {

@@ -38,6 +38,15 @@ import { ParamStore } from "./params.ts";
 import { Predictor } from "./predictor.ts";
 import { checkMasks, type CollatedMasks } from "../masks/batch.ts";
 import { Rng } from "../engine/rng.ts";
+import type {
+  NamedTensorMap,
+  Scalar,
+  Tensor,
+  Tensor2D,
+  Tensor3D,
+  Tensor4D,
+  Variable,
+} from "../engine/tensor_types.ts";
 import { INIT_STD } from "./transformer.ts";
 import { checkImages, VisionTransformer } from "./vit.ts";
 
@@ -142,7 +151,7 @@ export class IJEPA {
   }
 
   /** The variables trained by gradient descent: context encoder, predictor (and pixel head). */
-  trainableVariables(): tf.Variable[] {
+  trainableVariables(): Variable[] {
     return [
       ...this.encoder.params.trainable(),
       ...this.predictor.params.trainable(),
@@ -151,7 +160,7 @@ export class IJEPA {
   }
 
   /** Named trainable variables with their part prefix ("encoder.", "predictor.", "pixel_head."). */
-  namedTrainable(): [string, tf.Variable][] {
+  namedTrainable(): [string, Variable][] {
     const out: [string, tf.Variable][] = [];
     for (const [n, v] of this.encoder.params.vars) out.push([`encoder.${n}`, v]);
     for (const [n, v] of this.predictor.params.vars) out.push([`predictor.${n}`, v]);
@@ -164,7 +173,7 @@ export class IJEPA {
    * [M*B, Lt, p*p*C] normalised pixels in pixel mode), block-major like the predictor's output.
    * No gradient flows into them.
    */
-  targets(images: tf.Tensor4D, masks: CollatedMasks): tf.Tensor3D {
+  targets(images: Tensor4D, masks: CollatedMasks): Tensor3D {
     checkImages(images, this.cfg, "IJEPA.targets");
     return tf.tidy(() => this.targetsFromPatches(patchify(images, this.cfg.patchSize), masks));
   }
@@ -204,7 +213,7 @@ export class IJEPA {
   }
 
   /** The predictions for the masks' target blocks: [M*B, Lt, D] (or pixels in pixel mode). */
-  predict(images: tf.Tensor4D, masks: CollatedMasks): tf.Tensor3D {
+  predict(images: Tensor4D, masks: CollatedMasks): Tensor3D {
     checkImages(images, this.cfg, "IJEPA.predict");
     return tf.tidy(() => this.predictFromPatches(patchify(images, this.cfg.patchSize), masks));
   }
@@ -246,7 +255,7 @@ export class IJEPA {
   }
 
   /** The I-JEPA loss of one batch (a scalar), differentiable in the context encoder and predictor. */
-  loss(images: tf.Tensor4D, masks: CollatedMasks): tf.Scalar {
+  loss(images: Tensor4D, masks: CollatedMasks): Scalar {
     checkImages(images, this.cfg, "IJEPA.loss");
     return tf.tidy(() => {
       const patches = patchify(images, this.cfg.patchSize);
@@ -262,10 +271,10 @@ export class IJEPA {
    * {@link featureStd} as a tensor the caller reads (asynchronously) and disposes.
    */
   lossAndGrads(
-    images: tf.Tensor4D,
+    images: Tensor4D,
     masks: CollatedMasks,
     opts: { measureStd?: boolean } = {},
-  ): { loss: tf.Scalar; grads: tf.NamedTensorMap; targetStd?: tf.Scalar } {
+  ): { loss: Scalar; grads: NamedTensorMap; targetStd?: Scalar } {
     checkImages(images, this.cfg, "IJEPA.lossAndGrads");
     const patches = patchify(images, this.cfg.patchSize);
     let targetStd: tf.Scalar | undefined;
@@ -315,7 +324,7 @@ export class IJEPA {
 }
 
 /** Mean elementwise distance: smooth-L1 (official code) or squared error (the paper's L2). */
-export function distance(pred: tf.Tensor, target: tf.Tensor, kind: "smooth_l1" | "l2"): tf.Scalar {
+export function distance(pred: Tensor, target: Tensor, kind: "smooth_l1" | "l2"): Scalar {
   if (pred.shape.join() !== target.shape.join()) {
     throw new Error(`distance: predictions [${pred.shape}] and targets [${target.shape}] differ in shape`);
   }
@@ -330,7 +339,7 @@ export function distance(pred: tf.Tensor, target: tf.Tensor, kind: "smooth_l1" |
  * I-JEPA): `vw * mean_d relu(1 - sqrt(var_d + 1e-4)) + cw * sum_{i != j} cov_ij^2 / D`. Padded
  * context slots, when the masks are padded, are included: a small bias we accept for simplicity.
  */
-export function vicReg(x: tf.Tensor2D, vw: number, cw: number): tf.Scalar {
+export function vicReg(x: Tensor2D, vw: number, cw: number): Scalar {
   return tf.tidy(() => {
     const [R, D] = x.shape;
     const xc = x.sub(x.mean(0, true)); // [R, D]
@@ -349,7 +358,7 @@ export function vicReg(x: tf.Tensor2D, vw: number, cw: number): tf.Scalar {
  * Collapse check: the mean over feature dimensions of the standard deviation across tokens, for
  * features [..., D]. A collapsed encoder maps every input to the same vector and this goes to 0.
  */
-export async function meanFeatureStd(features: tf.Tensor): Promise<number> {
+export async function meanFeatureStd(features: Tensor): Promise<number> {
   const std = featureStd(features);
   try {
     return (await std.data())[0]; // an async read: webgpu cannot read synchronously under Deno
@@ -359,7 +368,7 @@ export async function meanFeatureStd(features: tf.Tensor): Promise<number> {
 }
 
 /** {@link meanFeatureStd} as a scalar tensor, left on the backend until someone reads it. */
-export function featureStd(features: tf.Tensor): tf.Scalar {
+export function featureStd(features: Tensor): Scalar {
   return tf.tidy(() => {
     const D = features.shape[features.rank - 1];
     const x = features.reshape([-1, D]);

@@ -23,3 +23,13 @@ export type { ParamStore } from "./params.ts";
 export { sincosPosEmbed } from "./posembed.ts";
 // Types from lower folders that this folder's API uses, so this entry's docs are complete.
 export type { Rng } from "../engine/rng.ts";
+export type {
+  NamedTensorMap,
+  Scalar,
+  Tensor,
+  Tensor1D,
+  Tensor2D,
+  Tensor3D,
+  Tensor4D,
+  Variable,
+} from "../engine/tensor_types.ts";

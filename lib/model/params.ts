@@ -19,11 +19,12 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../engine/rng.ts";
+import type { Variable } from "../engine/tensor_types.ts";
 
 /** A map from official parameter names to tfjs variables. */
 export class ParamStore {
   /** The variables by official parameter name. */
-  readonly vars: Map<string, tf.Variable> = new Map();
+  readonly vars: Map<string, Variable> = new Map();
   /** When false, `normal` fills zeros and draws nothing (for weights about to be loaded). */
   readonly init: boolean;
 
@@ -33,7 +34,7 @@ export class ParamStore {
   }
 
   /** Add a variable with the given values. */
-  set(name: string, values: Float32Array, shape: number[], trainable = true): tf.Variable {
+  set(name: string, values: Float32Array, shape: number[], trainable = true): Variable {
     if (this.vars.has(name)) throw new Error(`ParamStore: parameter "${name}" already exists`);
     const n = shape.reduce((a, b) => a * b, 1);
     if (values.length !== n) {
@@ -50,7 +51,7 @@ export class ParamStore {
    * truncates at +-2 absolute, which at std 0.02 never bites), drawn from `rng` so every backend
    * gets the same numbers.
    */
-  normal(name: string, shape: number[], std: number, rng: Rng, trainable = true): tf.Variable {
+  normal(name: string, shape: number[], std: number, rng: Rng, trainable = true): Variable {
     const n = shape.reduce((a, b) => a * b, 1);
     const v = new Float32Array(n);
     if (!this.init) return this.set(name, v, shape, trainable);
@@ -63,13 +64,13 @@ export class ParamStore {
   }
 
   /** A constant-filled parameter (zeros for biases, ones for LayerNorm scales). */
-  fill(name: string, shape: number[], value: number, trainable = true): tf.Variable {
+  fill(name: string, shape: number[], value: number, trainable = true): Variable {
     const v = new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(value);
     return this.set(name, v, shape, trainable);
   }
 
   /** The variable named `name`; an error naming the close names if absent. */
-  get(name: string): tf.Variable {
+  get(name: string): Variable {
     const v = this.vars.get(name);
     if (!v) throw new Error(`ParamStore: no parameter "${name}"`);
     return v;
@@ -81,7 +82,7 @@ export class ParamStore {
   }
 
   /** Trainable variables in creation order. */
-  trainable(): tf.Variable[] {
+  trainable(): Variable[] {
     return [...this.vars.values()].filter((v) => v.trainable);
   }
 

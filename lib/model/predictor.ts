@@ -37,6 +37,7 @@ import { layerNorm, linear, takeRows } from "../engine/ops.ts";
 import { ParamStore } from "./params.ts";
 import { sincosPosEmbed } from "./posembed.ts";
 import { Rng } from "../engine/rng.ts";
+import type { Tensor2D, Tensor3D } from "../engine/tensor_types.ts";
 import { blockForward, type BlockShape, INIT_STD, initBlock, keyPaddingBias } from "./transformer.ts";
 import { checkMasks, type CollatedMasks } from "../masks/batch.ts";
 
@@ -47,7 +48,7 @@ export class Predictor {
   /** The config with its derived numbers. */
   readonly cfg: ResolvedConfig;
   /** Fixed sin-cos position embedding at the predictor width [N, Dp]. */
-  readonly posEmbed: tf.Tensor2D;
+  readonly posEmbed: Tensor2D;
 
   /** `rng` draws the initial weights; `null` leaves them zero (for weights about to be loaded). */
   constructor(cfg: ResolvedConfig, rng: Rng | null) {
@@ -70,7 +71,7 @@ export class Predictor {
   }
 
   /** Predict every target patch: context [B, Lc, D] -> predictions [M*B, Lt, D]. */
-  forward(context: tf.Tensor3D, m: CollatedMasks): tf.Tensor3D {
+  forward(context: Tensor3D, m: CollatedMasks): Tensor3D {
     const [B, Lc, D] = context.shape;
     if (D !== this.cfg.width || Lc !== m.contextLen) {
       throw new Error(

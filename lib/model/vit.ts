@@ -28,6 +28,7 @@ import { gatherRows, layerNorm, linear, patchify, takeRows } from "../engine/ops
 import { ParamStore } from "./params.ts";
 import { sincosPosEmbed } from "./posembed.ts";
 import { Rng } from "../engine/rng.ts";
+import type { Tensor, Tensor2D, Tensor3D, Tensor4D } from "../engine/tensor_types.ts";
 import { blockForward, type BlockShape, INIT_STD, initBlock, keyPaddingBias } from "./transformer.ts";
 
 /** A per-example subset of patches: `indices` [B * length] row-major, patch index = row * cols + col. */
@@ -41,7 +42,7 @@ export interface TokenSelection {
 }
 
 /** Check an NHWC image batch against a config; the error names expected and actual shapes. */
-export function checkImages(images: tf.Tensor, cfg: ResolvedConfig, where: string): void {
+export function checkImages(images: Tensor, cfg: ResolvedConfig, where: string): void {
   const s = images.shape;
   const want = `[B, ${cfg.imageSize}, ${cfg.imageSize}, ${cfg.channels}]`;
   if (s.length !== 4 || s[1] !== cfg.imageSize || s[2] !== cfg.imageSize || s[3] !== cfg.channels) {
@@ -62,7 +63,7 @@ export class VisionTransformer {
   /** The config with its derived numbers. */
   readonly cfg: ResolvedConfig;
   /** Fixed sin-cos position embedding [N, D] (not trained, as in the official code). */
-  readonly posEmbed: tf.Tensor2D;
+  readonly posEmbed: Tensor2D;
 
   /** `rng` draws the initial weights; `null` leaves them zero (for weights about to be loaded). */
   constructor(cfg: ResolvedConfig, rng: Rng | null) {
@@ -81,7 +82,7 @@ export class VisionTransformer {
   }
 
   /** Encode NHWC images [B, H, W, C]: all patches, or the selected ones. Returns [B, L, D]. */
-  forward(images: tf.Tensor4D, sel?: TokenSelection): tf.Tensor3D {
+  forward(images: Tensor4D, sel?: TokenSelection): Tensor3D {
     checkImages(images, this.cfg, "VisionTransformer.forward");
     return tf.tidy(() => this.encodePatches(patchify(images, this.cfg.patchSize), sel).out);
   }
@@ -91,10 +92,10 @@ export class VisionTransformer {
    * [B, L, D] and, if asked, the last blocks' outputs.
    */
   encodePatches(
-    patches: tf.Tensor3D,
+    patches: Tensor3D,
     sel?: TokenSelection,
     opts: EncodeOptions = {},
-  ): { out: tf.Tensor3D; layers: tf.Tensor3D[] } {
+  ): { out: Tensor3D; layers: Tensor3D[] } {
     const { numPatches: N, patchDim: P, width: D } = this.cfg;
     const [B] = patches.shape;
     if (patches.shape[1] !== N || patches.shape[2] !== P) {

@@ -25,6 +25,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { fusedEnabled } from "../engine/fused_mode.ts";
 import { adamwUpdateAll } from "../engine/fused_update_all.ts";
+import type { NamedTensorMap, Tensor, Variable } from "../engine/tensor_types.ts";
 
 /** Hyper-parameters that do not change during training. */
 export interface AdamWOptions {
@@ -38,7 +39,7 @@ export interface AdamWOptions {
    * Which parameters get weight decay. Default: every parameter of rank 2 or more whose name does
    * not end in "bias", as the official `WD_exclude` groups (biases and 1-D parameters excluded).
    */
-  decay?: (name: string, v: tf.Variable) => boolean;
+  decay?: (name: string, v: Variable) => boolean;
 }
 
 /** The per-step hyper-parameters. */
@@ -50,7 +51,7 @@ export interface StepParams {
 }
 
 /** Whether a parameter gets weight decay under the official rule. */
-export function decays(name: string, v: tf.Variable): boolean {
+export function decays(name: string, v: Variable): boolean {
   return v.rank >= 2 && !name.endsWith("bias");
 }
 
@@ -65,16 +66,16 @@ export class AdamW {
   /** Steps taken so far (t in the bias corrections). */
   t = 0;
   /** The optimised variables with their names. */
-  readonly params: [string, tf.Variable][];
+  readonly params: [string, Variable][];
   /** First-moment estimate per parameter name. */
-  readonly m: Map<string, tf.Variable> = new Map();
+  readonly m: Map<string, Variable> = new Map();
   /** Second-moment estimate per parameter name. */
-  readonly v: Map<string, tf.Variable> = new Map();
+  readonly v: Map<string, Variable> = new Map();
   /** Names of the parameters that get weight decay. */
   readonly withDecay: Set<string> = new Set();
 
   /** An optimizer over `params`; throws on an unknown option. */
-  constructor(params: [string, tf.Variable][], opts: AdamWOptions = {}) {
+  constructor(params: [string, Variable][], opts: AdamWOptions = {}) {
     for (const k of Object.keys(opts)) {
       if (!["beta1", "beta2", "eps", "decay"].includes(k)) {
         throw new Error(`AdamW: unknown option "${k}"; expected beta1, beta2, eps or decay`);
@@ -97,7 +98,7 @@ export class AdamW {
    * Apply one update. `grads` maps the variable names tfjs uses (`variable.name`) or our names to
    * gradients; the gradients are disposed.
    */
-  step(grads: tf.NamedTensorMap, hp: StepParams): void {
+  step(grads: NamedTensorMap, hp: StepParams): void {
     if (!(hp.lr >= 0) || !(hp.weightDecay >= 0)) {
       throw new RangeError(`AdamW.step: lr and weightDecay must be >= 0, got ${hp.lr} and ${hp.weightDecay}`);
     }
@@ -150,7 +151,7 @@ export class AdamW {
   }
 
   /** The optimizer state as named tensors (moments) plus the step count, for checkpoints. */
-  stateTensors(): Record<string, tf.Tensor> {
+  stateTensors(): Record<string, Tensor> {
     const out: Record<string, tf.Tensor> = {};
     for (const [name] of this.params) {
       out[`adamw.m.${name}`] = this.m.get(name)!;

@@ -29,6 +29,16 @@ export {
 // Types from lower folders that this folder's API uses, so this entry's docs are complete.
 export type { ImageDataset } from "../data/dataset.ts";
 export type { Rng } from "../engine/rng.ts";
+export type {
+  NamedTensorMap,
+  Scalar,
+  Tensor,
+  Tensor1D,
+  Tensor2D,
+  Tensor3D,
+  Tensor4D,
+  Variable,
+} from "../engine/tensor_types.ts";
 export type { CollatedMasks, MaskBatch, MaskSample } from "../masks/batch.ts";
 export type { MultiBlockMasker } from "../masks/masker.ts";
 export type {

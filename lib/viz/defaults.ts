@@ -3,7 +3,7 @@
  * mask colours, in one place.
  *
  * Text uses DejaVu Sans, bundled in `data/fonts/` (Bitstream Vera licence, see the licence file
- * beside it): resvg draws no text at all without a font file, and the same font on every machine
+ * beside it): resvg draws no text at all without a font, and the same font on every machine
  * keeps PNGs identical across machines.
  *
  * @module
@@ -13,7 +13,10 @@
 export const DEFAULTS = {
   /** The font family written into every SVG; resvg resolves it to the bundled file. */
   fontFamily: "DejaVu Sans",
-  /** Bundled font, relative to this module. */
+  /**
+   * Bundled font, relative to this module: read as a file by the native PNG renderer when this is
+   * a `file:` URL, fetched as bytes by the wasm one (so an `https:` copy, e.g. from JSR, works too).
+   */
   fontUrl: new URL("../../data/fonts/DejaVuSans.ttf", import.meta.url),
   /** White margin around the whole figure, px. */
   pad: 12,

@@ -1,7 +1,8 @@
 /**
  * A figure written to a file whose extension picks the format: `.svg` (the SVG text as it is) or
- * `.png` (rasterised by resvg, see output.ts). Every task's figure flag goes through here, so a
- * `.svg` name never receives PNG bytes.
+ * `.png` (rasterised by resvg, see output.ts: the native addon where `--allow-ffi` and
+ * `--allow-sys` are granted, its wasm build otherwise). Every task's figure flag goes through here,
+ * so a `.svg` name never receives PNG bytes.
  *
  * @example
  * ```ts
@@ -24,8 +25,9 @@ export function figureFormat(path: string): "svg" | "png" {
 }
 
 /**
- * Write SVG text to `path` as SVG or PNG, by the extension. PNG output loads resvg, which needs
- * `--allow-read`, `--allow-ffi` and `--allow-sys`; SVG output needs only `--allow-write`.
+ * Write SVG text to `path` as SVG or PNG, by the extension. SVG output needs only `--allow-write`;
+ * PNG output also needs `--allow-read` and loads a renderer first when none is ready (the native
+ * resvg with `--allow-ffi` and `--allow-sys`, else resvg's wasm build), so it works either way.
  */
 export async function saveFigure(svg: string, path: string, opts: { scale?: number } = {}): Promise<void> {
   if (figureFormat(path) === "svg") {

@@ -22,8 +22,16 @@ export {
 export { type LinePoint, type LossPoint, plotLines, plotLoss } from "./figures_curves.ts";
 export { type CaptionedImage, type MaskExample, plotImages, plotMasks } from "./figures_images.ts";
 export { type BarRow, plotBars, plotConfusion, plotScatter, type ScatterPoint } from "./figures_results.ts";
-export { type PngOptions, savePng, show, toPng } from "./output.ts";
-export { type FigureOptions, render } from "./render.ts";
+export {
+  type PngOptions,
+  type PngRenderer,
+  preparePng,
+  type PreparePngOptions,
+  savePng,
+  show,
+  toPng,
+} from "./output.ts";
+export { type FigureOptions, type PlotOptions, render } from "./render.ts";
 export { plotRun, type RunPlotOptions, type RunPoint } from "./run_plot.ts";
 export { FIGURE_EXTENSIONS, figureFormat, saveFigure } from "./figure_file.ts";
 export {

@@ -16,6 +16,12 @@ import { DEFAULTS } from "./defaults.ts";
 import { pngDataUri } from "./image.ts";
 import { esc, r2, textWidth, wrapText } from "./text.ts";
 
+/**
+ * Observable Plot's options for one plot (`Plot.PlotOptions`: marks, scales, title, size), as
+ * {@link render} takes them; an alias, so Plot's own option objects pass unchanged.
+ */
+export type PlotOptions = Plot.PlotOptions;
+
 // ---------------------------------------------------------------------------------------------
 // A DOM for Plot: linkedom plus a minimal 2-D canvas (enough for ramp legends and raster marks)
 // ---------------------------------------------------------------------------------------------
@@ -197,7 +203,7 @@ function swatchesAsSvg(div: AnyNode, x0: number, y0: number, maxWidth: number) {
  * if (svg.includes("<figure") || !svg.includes(">Two points</text>")) throw new Error("not flat SVG");
  * ```
  */
-export function render(options: Plot.PlotOptions): string {
+export function render(options: PlotOptions): string {
   const document = makeDocument();
   const root: AnyNode = Plot.plot({ ...options, document } as Plot.PlotOptions);
   const pad = DEFAULTS.pad;

@@ -11,7 +11,7 @@ import { IJEPA } from "../../lib/model/ijepa.ts";
 import { modelConfig } from "../../lib/model/config.ts";
 import { describeHf, HF_LAYOUT } from "../../lib/io/hf.ts";
 import { openSafetensors } from "../../lib/io/safetensors_read.ts";
-import { type Tensor, writeSafetensors } from "../../lib/io/safetensors_write.ts";
+import { type StoredTensor, writeSafetensors } from "../../lib/io/safetensors_write.ts";
 import { openTorchCheckpoint, stateDict } from "../../lib/io/torch/checkpoint.ts";
 import { loadModel, type LoadOptions, officialTensors, saveModel } from "../../lib/io/weights.ts";
 
@@ -40,8 +40,8 @@ const CONVERTER: [RegExp, string][] = [
  * An official encoder state dict (keys without "module.") in IJepaModel names: renamed by the table,
  * each `attn.qkv` [3D, D] split into query, key and value rows of D each, as the converter does.
  */
-function toHf(official: Map<string, { shape: number[]; data: Float32Array }>): Record<string, Tensor> {
-  const out: Record<string, Tensor> = {};
+function toHf(official: Map<string, { shape: number[]; data: Float32Array }>): Record<string, StoredTensor> {
+  const out: Record<string, StoredTensor> = {};
   for (const [k, { shape, data }] of official) {
     const qkv = /^blocks\.(\d+)\.attn\.qkv\.(weight|bias)$/.exec(k);
     if (qkv) {
@@ -63,7 +63,7 @@ function toHf(official: Map<string, { shape: number[]; data: Float32Array }>): R
 }
 
 /** The fixture's context encoder ("encoder", as the converter reads it), in IJepaModel names. */
-async function fixtureAsHf(): Promise<Record<string, Tensor>> {
+async function fixtureAsHf(): Promise<Record<string, StoredTensor>> {
   using ckpt = await openTorchCheckpoint(CKPT);
   const enc = stateDict(ckpt.root, "encoder", { stripPrefix: "module." });
   const m = new Map<string, { shape: number[]; data: Float32Array }>();
@@ -72,7 +72,7 @@ async function fixtureAsHf(): Promise<Record<string, Tensor>> {
 }
 
 /** Our model's encoder in IJepaModel names (from its official-layout export). */
-async function ourAsHf(model: IJEPA): Promise<Record<string, Tensor>> {
+async function ourAsHf(model: IJEPA): Promise<Record<string, StoredTensor>> {
   const m = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [k, t] of Object.entries(await officialTensors(model, ["encoder"]))) {
     m.set(k.slice("encoder.".length), { shape: [...t.shape], data: t.data as Float32Array });
@@ -160,7 +160,7 @@ Deno.test("hf: our tiny model written with the converter's mapping loads back wi
   try {
     const hf = await ourAsHf(ours);
     // inside IJepaForImageClassification: an "ijepa." prefix and a classifier, plus a pooler
-    const wrapped: Record<string, Tensor> = Object.fromEntries(
+    const wrapped: Record<string, StoredTensor> = Object.fromEntries(
       Object.entries(hf).map(([k, v]) => [`ijepa.${k}`, v]),
     );
     wrapped["classifier.weight"] = { dtype: "F32", shape: [10, 32], data: new Float32Array(320) };
@@ -203,7 +203,11 @@ Deno.test("hf: wrong and partial files fail naming the tensors and shapes", asyn
   try {
     const hf = await ourAsHf(ours);
     const path = `${dir}/w.safetensors`;
-    const fails = async (tensors: Record<string, Tensor>, says: string, opts: LoadOptions = { heads: 2 }) => {
+    const fails = async (
+      tensors: Record<string, StoredTensor>,
+      says: string,
+      opts: LoadOptions = { heads: 2 },
+    ) => {
       await writeSafetensors(path, tensors, { format: "pt" });
       await assertRejects(() => loadModel(path, opts), Error, says);
     };

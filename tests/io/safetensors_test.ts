@@ -9,7 +9,7 @@ import {
   float32ToFloat16,
 } from "../../lib/io/half.ts";
 import { decodeSafetensors, openSafetensors } from "../../lib/io/safetensors_read.ts";
-import { encodeSafetensors, type Tensor, writeSafetensors } from "../../lib/io/safetensors_write.ts";
+import { encodeSafetensors, type StoredTensor, writeSafetensors } from "../../lib/io/safetensors_write.ts";
 
 const enc = new TextEncoder();
 
@@ -18,7 +18,7 @@ function bytesOf(d: TensorData): Uint8Array {
 }
 
 /** Random bit patterns for every dtype (floats include NaNs with payloads, infinities, ...). */
-function randomTensor(rng: Rng, dtype: SafetensorsDtype, shape: number[]): Tensor {
+function randomTensor(rng: Rng, dtype: SafetensorsDtype, shape: number[]): StoredTensor {
   const n = shape.reduce((a, b) => a * b, 1);
   const size = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 }[
     dtype
@@ -43,9 +43,9 @@ function randomTensor(rng: Rng, dtype: SafetensorsDtype, shape: number[]): Tenso
 
 const ALL: SafetensorsDtype[] = ["F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL"];
 
-function sampleTensors(seed: number): Record<string, Tensor> {
+function sampleTensors(seed: number): Record<string, StoredTensor> {
   const rng = new Rng(seed);
-  const out: Record<string, Tensor> = {};
+  const out: Record<string, StoredTensor> = {};
   for (const dt of ALL) {
     out[`${dt}.matrix`] = randomTensor(rng, dt, [3, 5]);
     out[`${dt}.scalar`] = randomTensor(rng, dt, []); // 0-d: one element
@@ -65,7 +65,7 @@ const META = {
 function assertSameTensors(
   got: { names(): string[]; info(n: string): { dtype: string; shape: number[] } },
   read: (n: string) => TensorData,
-  want: Record<string, Tensor>,
+  want: Record<string, StoredTensor>,
 ) {
   assert.deepEqual(got.names(), Object.keys(want));
   for (const [name, t] of Object.entries(want)) {
@@ -387,7 +387,9 @@ Deno.test("safetensors: opening a corrupt file names the path and closes it", as
 });
 
 Deno.test("safetensors: encode refuses wrong arrays, shapes, dtypes and metadata", () => {
-  const t = (dtype: string, shape: number[], data: unknown) => ({ x: { dtype, shape, data } as Tensor });
+  const t = (dtype: string, shape: number[], data: unknown) => ({
+    x: { dtype, shape, data } as StoredTensor,
+  });
   assert.throws(
     () => encodeSafetensors(t("F32", [2], new Float64Array(2))),
     /tensor "x": dtype F32 needs a Float32Array, got Float64Array/,

@@ -1,5 +1,6 @@
-// Tests for lib/viz/output.ts: PNG output through resvg (size, text actually drawn), determinism,
-// saving, showing outside Jupyter, and resvg loaded only on the first PNG.
+// Tests for lib/viz/output.ts: PNG output through the native resvg (size, text actually drawn),
+// determinism, saving, showing outside Jupyter, and resvg loaded only on the first PNG. The wasm
+// fallback, for runs without --allow-ffi/--allow-sys: png_fallback_test.ts.
 //
 // Run: deno test -A tests/viz/output_test.ts
 // Set PLOT_LOOK_DIR=/tmp/plot-look to also write one PNG of each figure there for a visual check.
@@ -59,7 +60,7 @@ Deno.test("savePng writes the file; show is a no-op outside Jupyter", async () =
   assert.equal(show("<svg/>"), undefined);
 });
 
-Deno.test("with no permissions: importing prompts for nothing, SVG works, toPng says which flags", async () => {
+Deno.test("with no permissions: importing prompts for nothing, SVG works, toPng says what to do", async () => {
   const code = 'import { plotLoss, toPng } from "./lib/viz/mod.ts";\n' +
     "const svg = plotLoss([{ step: 0, loss: 1 }, { step: 1, loss: 0.5 }]);\n" +
     'try { toPng(svg); console.log("png"); } catch (e) { console.log(svg.slice(0, 4), (e as Error).message); }\n';
@@ -76,5 +77,8 @@ Deno.test("with no permissions: importing prompts for nothing, SVG works, toPng 
   const { code: rc, stdout, stderr } = await child.output();
   const out = new TextDecoder().decode(stdout);
   assert.equal(rc, 0, new TextDecoder().decode(stderr));
-  assert.match(out, /^<svg toPng: PNG output needs --allow-read, --allow-ffi and --allow-sys/);
+  assert.match(
+    out,
+    /^<svg toPng: no PNG renderer is ready: await preparePng\(\) first .*--allow-read, --allow-ffi and --allow-sys/,
+  );
 });
