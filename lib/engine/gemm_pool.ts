@@ -18,7 +18,7 @@
  * @module
  */
 import { Worker } from "node:worker_threads";
-import { GEMM_SHARED_WASM_BASE64 } from "./simd/kernels_wasm.ts";
+import { gemmSharedBytes } from "./fused_simd.ts";
 import { SLOTS } from "./gemm_worker.ts";
 
 /** Products below this many floating-point operations run on the main thread alone. */
@@ -96,9 +96,7 @@ export function startGemmPool(packFloats: number): void {
       maximum: 32768,
       shared: true,
     });
-    const module = new WebAssembly.Module(
-      Uint8Array.from(atob(GEMM_SHARED_WASM_BASE64), (c) => c.charCodeAt(0)),
-    );
+    const module = new WebAssembly.Module(gemmSharedBytes());
     const p: Pool = {
       memory,
       workers: [],
@@ -116,6 +114,7 @@ export function startGemmPool(packFloats: number): void {
       p.workers.push(worker);
     }
     pool = p;
+    speeds = p.workers.map(() => 1);
     // Stop the workers when the program ends rather than leaving threads parked in Atomics.wait for
     // the runtime's teardown to find.
     globalThis.addEventListener?.("unload", () => {
@@ -134,37 +133,62 @@ export function readyWorkers(): number {
   return n === pool.workers.length ? n : 0; // all or none: shares are planned for every worker
 }
 
-/** A part of a product: batch items [b0, b1) and rows [i0, i1). */
-interface Part {
+/** A share of a product: batch items [b0, b1) and rows [i0, i1). */
+export interface Part {
   b0: number;
   b1: number;
   i0: number;
   i1: number;
 }
 
-/** Split a product into `parts` shares by batch items (batch > 1) or by rows in multiples of 4. */
-function split(job: GemmJob, parts: number): Part[] {
-  const out: Part[] = [];
-  if (job.batch > 1) {
-    const n = Math.min(parts, job.batch);
-    for (let s = 0; s < n; s++) {
-      out.push({
-        b0: Math.floor(job.batch * s / n),
-        b1: Math.floor(job.batch * (s + 1) / n),
-        i0: 0,
-        i1: job.m,
-      });
-    }
-  } else {
-    const blocks = Math.ceil(job.m / 4);
-    const n = Math.min(parts, blocks);
-    for (let s = 0; s < n; s++) {
-      const i0 = Math.min(job.m, 4 * Math.floor(blocks * s / n));
-      const i1 = Math.min(job.m, 4 * Math.floor(blocks * (s + 1) / n));
-      out.push({ b0: 0, b1: 1, i0, i1 });
-    }
+/**
+ * Split a product into shares proportional to `weights` (the main thread's first), by batch items
+ * (batch > 1) or by rows in multiples of 4. A share may come out empty (a slow thread on a small
+ * product); callers skip those.
+ */
+export function split(job: GemmJob, weights: number[]): Part[] {
+  const total = weights.reduce((a, b) => a + b, 0);
+  const units = job.batch > 1 ? job.batch : Math.ceil(job.m / 4);
+  const cuts = [0];
+  let acc = 0;
+  for (const w of weights) {
+    acc += w;
+    cuts.push(Math.min(units, Math.round(units * acc / total)));
   }
-  return out;
+  cuts[weights.length] = units;
+  return weights.map((_, s) =>
+    job.batch > 1
+      ? { b0: cuts[s], b1: cuts[s + 1], i0: 0, i1: job.m }
+      : { b0: 0, b1: 1, i0: Math.min(job.m, 4 * cuts[s]), i1: Math.min(job.m, 4 * cuts[s + 1]) }
+  );
+}
+
+/** Work in a share, in rows of the product (batch items count as m rows each). */
+function rowsOf(part: Part): number {
+  return (part.b1 - part.b0) * (part.i1 - part.i0);
+}
+
+/**
+ * Each worker's speed relative to the main thread's on its share (the main thread's copies
+ * included), learned from the products split so far: shares are sized by it so that every thread
+ * finishes at once. Measured 2026-12-04 on the 2-core machine: an equal split left the main thread
+ * waiting 2 ms of a 15 ms product for its worker (the main thread's copies and the worker's wake-up).
+ */
+let speeds: number[] = [];
+
+/** How far one product moves the learned speeds (an exponential average). */
+const SPEED_STEP = 0.2;
+
+/** Learn from one split product: `mainMs` for the main thread's share and copies, the workers' own. */
+function learnSpeeds(main: Part, mainMs: number, done: { w: number; part: Part; ms: number }[]): void {
+  const mainRate = rowsOf(main) / mainMs;
+  if (!(mainMs >= 0.5) || !(mainRate > 0)) return; // too short to time
+  for (const d of done) {
+    if (!(d.ms >= 0.5)) continue;
+    // one product's timing is noisy on a shared machine: no single one moves a share far
+    const ratio = Math.min(2, Math.max(0.5, rowsOf(d.part) / d.ms / mainRate));
+    speeds[d.w] = speeds[d.w] * (1 - SPEED_STEP) + ratio * SPEED_STEP;
+  }
 }
 
 /** n rounded up to a multiple of 4 floats (16 bytes). */
@@ -203,19 +227,22 @@ export function parallelGemm(
     return false;
   }
   const p = pool;
-  const parts = split(job, workers + 1);
-  if (parts.length < 2) return false;
+  const started = performance.now();
+  const [mine, ...theirs] = split(job, [1, ...speeds]);
+  // workers whose share came out empty sit this product out
+  const busy = theirs.map((part, w) => ({ part, w })).filter((q) => rowsOf(q.part) > 0);
+  if (busy.length === 0 || rowsOf(mine) === 0) return false;
   // place each worker's A, B and C in the shared memory, growing it first
-  type Placed = { part: Part; a: number; b: number; c: number; cLen: number; cFrom: number };
+  type Placed = { part: Part; w: number; a: number; b: number; c: number; cLen: number; cFrom: number };
   const placed: Placed[] = [];
   let top = p.data;
-  const plans = parts.slice(1).map((part) => {
+  const plans = busy.map(({ part, w }) => {
     const rows = part.i1 - part.i0;
     const a = span(part.b0, part.b1, job.bsA, part.i0, part.i1, job.rsA, job.k, job.csA);
     const b = span(part.b0, part.b1, job.bsB, 0, job.k, job.rsB, job.n, job.csB);
     const cLen = (part.b1 - part.b0) * rows * job.n;
     const cFrom = part.b0 * job.m * job.n + part.i0 * job.n;
-    return { part, a, b, cLen, cFrom };
+    return { part, w, a, b, cLen, cFrom };
   });
   const need = plans.reduce((s, q) => s + pad4(q.a.length) + pad4(q.b.length) + pad4(q.cLen), 0);
   const have = p.memory.buffer.byteLength / 4 - top;
@@ -229,13 +256,13 @@ export function parallelGemm(
     const b = top;
     shared.set(src.subarray(job.b + q.b.start, job.b + q.b.start + q.b.length), b);
     top += pad4(q.b.length);
-    placed.push({ part: q.part, a, b, c: top, cLen: q.cLen, cFrom: q.cFrom });
+    placed.push({ part: q.part, w: q.w, a, b, c: top, cLen: q.cLen, cFrom: q.cFrom });
     top += pad4(q.cLen);
   }
   // post the jobs
   p.job++;
-  placed.forEach((q, w) => {
-    const s = w * SLOTS;
+  for (const q of placed) {
+    const s = q.w * SLOTS;
     const args = [
       4 * q.a,
       4 * q.b,
@@ -250,14 +277,13 @@ export function parallelGemm(
       job.rsB,
       job.csB,
       job.bsB,
-      4 * (p.data - (w + 1) * p.packFloats), // packs sit just below the data area
+      4 * (p.data - (q.w + 1) * p.packFloats), // packs sit just below the data area
     ];
     p.ctl.set(args, s + 4);
     Atomics.store(p.ctl, s, p.job);
     Atomics.notify(p.ctl, s);
-  });
+  }
   // the main thread's share, in place
-  const mine = parts[0];
   local({
     ...job,
     batch: mine.b1 - mine.b0,
@@ -266,21 +292,29 @@ export function parallelGemm(
     b: job.b + mine.b0 * job.bsB,
     c: job.c + mine.b0 * job.m * job.n + mine.i0 * job.n,
   });
+  const localDone = performance.now();
   // wait for the workers, then copy their rows of C back
-  for (let w = 0; w < placed.length; w++) {
-    const s = w * SLOTS;
-    const started = Date.now();
+  for (const q of placed) {
+    const s = q.w * SLOTS;
+    const since = Date.now();
     while (Atomics.load(p.ctl, s + 1) !== p.job) {
       Atomics.wait(p.ctl, s + 1, Atomics.load(p.ctl, s + 1), 50);
-      if (p.failure || Atomics.load(p.ctl, s + 2) === -1 || Date.now() - started > 120_000) {
+      if (p.failure || Atomics.load(p.ctl, s + 2) === -1 || Date.now() - since > 120_000) {
         pool = null; // stop using the workers; later products run on the main thread
-        throw new Error(`matrix product worker ${w + 1} failed: ${p.failure ?? "no answer in 120 s"}`);
+        throw new Error(`matrix product worker ${q.w + 1} failed: ${p.failure ?? "no answer in 120 s"}`);
       }
     }
   }
+  const waited = performance.now();
   const dst = heap();
   const out = new Float32Array(p.memory.buffer);
   for (const q of placed) dst.set(out.subarray(q.c, q.c + q.cLen), job.c + q.cFrom);
+  const copiedBack = performance.now() - waited;
+  learnSpeeds(
+    mine,
+    localDone - started + copiedBack,
+    placed.map((q) => ({ w: q.w, part: q.part, ms: Atomics.load(p.ctl, q.w * SLOTS + 3) / 1000 })),
+  );
   splitRuns++;
   return true;
 }

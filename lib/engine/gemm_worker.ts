@@ -3,8 +3,9 @@
  * main thread posts a product into its control slots, and says when it is done. Not for import.
  *
  * Control slots (Int32, {@link SLOTS} per worker, at `base`): 0 the job number the main thread posted,
- * 1 the last job number done, 2 ready (1) or failed (-1), then the 14 arguments of `ij_gemm` from
- * slot 4. The error of a failed job is posted as a message.
+ * 1 the last job number done, 2 ready (1) or failed (-1), 3 the last job's compute time in
+ * microseconds (the main thread balances its splits with it), then the 14 arguments of `ij_gemm`
+ * from slot 4. The error of a failed job is posted as a message.
  *
  * @module
  */
@@ -37,7 +38,9 @@ parentPort?.once("message", ({ memory, module, base }: Start) => {
     seen = Atomics.load(ctl, 0);
     try {
       const a = Array.from(ctl.subarray(4, 18));
+      const t0 = performance.now();
       gemm(...a);
+      Atomics.store(ctl, 3, Math.round((performance.now() - t0) * 1000));
     } catch (e) {
       Atomics.store(ctl, 2, -1);
       parentPort?.postMessage(String(e));

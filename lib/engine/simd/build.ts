@@ -4,6 +4,10 @@
  *
  *     deno run -A lib/engine/simd/build.ts            # needs clang and wasm-ld (Debian: clang-14 lld-14)
  *
+ * Each module is built twice: plain 128-bit SIMD, and with relaxed SIMD's fused multiply-add in
+ * gemm.c's micro-kernel (`-mrelaxed-simd -DIJ_FMA`), which lib/engine/fused_simd.ts prefers where the
+ * engine validates it (V8 since 11.4).
+ *
  * The module shares tfjs-wasm's memory, so the build refuses a module that could write anywhere
  * it was not given: it must import nothing but `env.memory`, have no data section, and no function
  * may use the stack pointer (checked in clang's assembly output).
@@ -95,10 +99,15 @@ const flags = [
   "-Werror",
 ];
 
+/** The relaxed-SIMD build's extra flags. */
+const FMA = ["-mrelaxed-simd", "-DIJ_FMA"];
+
 for (const source of sources) {
-  const asm = run(clang, [...flags, "-S", "-o", "-", source]);
-  if (/__stack_pointer/.test(asm)) {
-    throw new Error(`build: a function of ${source} uses the stack; it would write into tfjs's memory`);
+  for (const extra of [[], FMA]) {
+    const asm = run(clang, [...flags, ...extra, "-S", "-o", "-", source]);
+    if (/__stack_pointer/.test(asm)) {
+      throw new Error(`build: a function of ${source} uses the stack; it would write into tfjs's memory`);
+    }
   }
 }
 
@@ -139,13 +148,11 @@ function base64Lines(bytes: Uint8Array): string {
 
 // The module on tfjs-wasm's own memory, and gemm.c alone on a shared memory for the product's worker
 // threads (lib/engine/gemm_pool.ts): a shared memory import must be declared shared.
+const SHARED = ["-matomics", "-mbulk-memory", "-Wl,--shared-memory", "-Wl,--max-memory=2147483648"];
 const bytes = await link(sources, []);
-const shared = await link([join(here, "gemm.c")], [
-  "-matomics",
-  "-mbulk-memory",
-  "-Wl,--shared-memory",
-  "-Wl,--max-memory=2147483648",
-]);
+const shared = await link([join(here, "gemm.c")], SHARED);
+const bytesFma = await link(sources, FMA);
+const sharedFma = await link([join(here, "gemm.c")], [...SHARED, ...FMA]);
 
 const src = new Uint8Array(
   (await Promise.all(sources.map((f) => Deno.readFile(f)))).flatMap((b) => [...b]),
@@ -177,6 +184,16 @@ ${base64Lines(bytes)},
 /** gemm.c alone, importing a shared memory (max 2 GiB) for worker threads (${shared.length} bytes), base64. */
 export const GEMM_SHARED_WASM_BASE64 = [
 ${base64Lines(shared)},
+].join("");
+
+/** {@link KERNELS_WASM_BASE64} with relaxed SIMD's fused multiply-add in gemm.c (${bytesFma.length} bytes), base64. */
+export const KERNELS_FMA_WASM_BASE64 = [
+${base64Lines(bytesFma)},
+].join("");
+
+/** {@link GEMM_SHARED_WASM_BASE64} with relaxed SIMD's fused multiply-add (${sharedFma.length} bytes), base64. */
+export const GEMM_SHARED_FMA_WASM_BASE64 = [
+${base64Lines(sharedFma)},
 ].join("");
 `,
 );

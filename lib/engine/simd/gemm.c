@@ -12,6 +12,16 @@
 
 typedef v128_t f4;
 
+// c + a * b: one fused multiply-add per lane where the module is built with relaxed SIMD (IJ_FMA;
+// V8 emits FMA where the CPU has it, else a multiply and an add), else a multiply and an add.
+#ifdef IJ_FMA
+typedef float f32x4_t __attribute__((__vector_size__(16)));
+#define MADD(c, a, b) \
+  ((f4)__builtin_wasm_relaxed_madd_f32x4((f32x4_t)(a), (f32x4_t)(b), (f32x4_t)(c)))
+#else
+#define MADD(c, a, b) wasm_f32x4_add(c, wasm_f32x4_mul(a, b))
+#endif
+
 #define MR 4
 #define NR 8
 #define KC 256
@@ -75,15 +85,15 @@ static void micro(const float* ap, const float* bp, int k, float* c, int ldc, in
   for (int p = 0; p < k; p++) {
     f4 b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
     f4 a0 = wasm_v128_load32_splat(ap), a1 = wasm_v128_load32_splat(ap + 1);
-    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a0, b0));
-    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a0, b1));
-    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a1, b0));
-    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a1, b1));
+    c00 = MADD(c00, a0, b0);
+    c01 = MADD(c01, a0, b1);
+    c10 = MADD(c10, a1, b0);
+    c11 = MADD(c11, a1, b1);
     f4 a2 = wasm_v128_load32_splat(ap + 2), a3 = wasm_v128_load32_splat(ap + 3);
-    c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a2, b0));
-    c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a2, b1));
-    c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a3, b0));
-    c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a3, b1));
+    c20 = MADD(c20, a2, b0);
+    c21 = MADD(c21, a2, b1);
+    c30 = MADD(c30, a3, b0);
+    c31 = MADD(c31, a3, b1);
     ap += MR;
     bp += NR;
   }
