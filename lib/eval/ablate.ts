@@ -232,65 +232,66 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
   const probeOpts = { shots: [10], onePercent: true, full: false, seeds: o.probeSeeds ?? 3, k: 20 };
   const grid = modelConfig(o.preset, shared).gridSize;
   const arms = studyArms(o.study, grid);
-  let index = 0;
-  for (const arm of arms) {
-    for (let seed = 0; seed < o.seeds; seed++) {
-      const key = `${arm.name} / seed ${seed}`;
-      const run: StudyRun = { index: ++index, count: arms.length * o.seeds, name: key };
-      if (results.arms[key]) {
-        log(`${key}: done earlier, skipped`);
-        o.onRun?.(run, "skipped");
-        continue;
-      }
-      o.onRun?.(run, "start");
-      const runDir = `${o.outDir}/${arm.name.replace(/[^a-zA-Z0-9]+/g, "-")}-s${seed}`;
-      await Deno.mkdir(runDir, { recursive: true });
-      let trainer: EMATrainer;
-      try {
-        trainer = await EMATrainer.resume(`${runDir}/${CHECKPOINT_FILE}`, { outDir: runDir });
-        log(`${key}: resuming at step ${trainer.step}`);
-      } catch {
-        const model = new IJEPA(o.preset, { seed, overrides: { ...shared, ...arm.model } });
-        trainer = new EMATrainer(model, {
-          ...recipe(o.preset, steps),
-          seed,
-          outDir: runDir,
-          checkpointEvery: 50,
-          masks: { ...base.masks, ...arm.masks },
-        });
-      }
-      const onStep = o.onStep;
-      const fit = await trainer.fit(o.data.train, onStep ? { onStep: (s) => onStep(run, s) } : {});
-      const losses = (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).trim().split("\n").map((l) =>
-        JSON.parse(l).loss as number
-      );
-      const m = trainer.model;
-      const encoders = [{ name: `${arm.name}: target encoder`, encoder: m.targetEncoder }];
-      if (o.study === "targets") encoders.push({ name: `${arm.name}: context encoder`, encoder: m.encoder });
-      const table = await runProbeSuite({
-        encoders,
-        pixels: false,
-        train: o.data.train,
-        test: o.data.test,
-        ...probeOpts,
-        seed: 0,
-        mean: trainer.stats?.mean,
-        std: trainer.stats?.std,
-      });
-      results.arms[key] = {
-        arm: arm.name,
+  const runs = arms.flatMap((arm) =>
+    Array.from({ length: o.seeds }, (_, seed) => ({ arm, seed, key: `${arm.name} / seed ${seed}` }))
+  ).map((r, i) => ({ ...r, run: { index: i + 1, count: arms.length * o.seeds, name: r.key } as StudyRun }));
+  // runs finished by an earlier process are reported first, so that a progress display counts only
+  // the runs left from the start (its ETA would otherwise include them)
+  for (const { key, run } of runs) {
+    if (!results.arms[key]) continue;
+    log(`${key}: done earlier, skipped`);
+    o.onRun?.(run, "skipped");
+  }
+  for (const { arm, seed, key, run } of runs) {
+    if (results.arms[key]) continue;
+    o.onRun?.(run, "start");
+    const runDir = `${o.outDir}/${arm.name.replace(/[^a-zA-Z0-9]+/g, "-")}-s${seed}`;
+    await Deno.mkdir(runDir, { recursive: true });
+    let trainer: EMATrainer;
+    try {
+      trainer = await EMATrainer.resume(`${runDir}/${CHECKPOINT_FILE}`, { outDir: runDir });
+      log(`${key}: resuming at step ${trainer.step}`);
+    } catch {
+      const model = new IJEPA(o.preset, { seed, overrides: { ...shared, ...arm.model } });
+      trainer = new EMATrainer(model, {
+        ...recipe(o.preset, steps),
         seed,
-        seconds: fit.seconds,
-        firstLoss: losses[0],
-        lastLoss: losses[losses.length - 1],
-        table,
-      };
-      await writeResults(path, results);
-      log(`${key}: ${formatRowLine(table)}`);
-      o.onRun?.(run, "done");
-      trainer.dispose();
-      m.dispose();
+        outDir: runDir,
+        checkpointEvery: 50,
+        masks: { ...base.masks, ...arm.masks },
+      });
     }
+    const onStep = o.onStep;
+    const fit = await trainer.fit(o.data.train, onStep ? { onStep: (s) => onStep(run, s) } : {});
+    const losses = (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).trim().split("\n").map((l) =>
+      JSON.parse(l).loss as number
+    );
+    const m = trainer.model;
+    const encoders = [{ name: `${arm.name}: target encoder`, encoder: m.targetEncoder }];
+    if (o.study === "targets") encoders.push({ name: `${arm.name}: context encoder`, encoder: m.encoder });
+    const table = await runProbeSuite({
+      encoders,
+      pixels: false,
+      train: o.data.train,
+      test: o.data.test,
+      ...probeOpts,
+      seed: 0,
+      mean: trainer.stats?.mean,
+      std: trainer.stats?.std,
+    });
+    results.arms[key] = {
+      arm: arm.name,
+      seed,
+      seconds: fit.seconds,
+      firstLoss: losses[0],
+      lastLoss: losses[losses.length - 1],
+      table,
+    };
+    await writeResults(path, results);
+    log(`${key}: ${formatRowLine(table)}`);
+    o.onRun?.(run, "done");
+    trainer.dispose();
+    m.dispose();
   }
   if (!results.baselines) {
     const rand = new IJEPA(o.preset, { seed: 12345, overrides: shared });

@@ -55,7 +55,11 @@ Deno.test("ablate: the targets study runs both arms, writes results and resumes 
       "with noise backgrounds at strength 0.5",
     );
     // asked for a second seed, the study trains only the new arms and reports two seeds
-    const more = await runStudy({ ...base, seeds: 2 });
+    // (the runs done earlier are reported before any starts, so a progress display's ETA counts
+    // only the two new ones)
+    const events: string[] = [];
+    const more = await runStudy({ ...base, seeds: 2, onRun: (run, e) => events.push(`${run.index} ${e}`) });
+    assertEquals(events, ["1 skipped", "3 skipped", "2 start", "2 done", "4 start", "4 done"]);
     assertEquals(more.seeds, 2);
     assertEquals(Object.keys(more.arms).length, 4);
     assertEquals(more.arms["pixels / seed 0"], r.arms["pixels / seed 0"]);
