@@ -152,6 +152,8 @@ function protocolNote(data: DatasetSplits, pool: number, test: number, shrunk: b
 
 interface LoadedWeights {
   path: string;
+  /** Which of I-JEPA's encoders the file's weights are, in words. */
+  which: string;
   encoder: VisionTransformer;
   cfg: ResolvedConfig;
   meta: Record<string, unknown>;
@@ -165,10 +167,17 @@ async function loadWeights(path: string): Promise<LoadedWeights> {
     if (e instanceof Deno.errors.NotFound) throw new UsageError(`probe: weights file ${path} not found`);
     throw e;
   }
-  const { loadModel } = await import("../io/weights.ts");
+  const [{ loadModel }, { HF_LAYOUT }] = await Promise.all([
+    import("../io/weights.ts"),
+    import("../io/hf.ts"),
+  ]);
   // the probe reads the target encoder only (an encoder-only file, e.g. HuggingFace's, has no other)
   const { model, meta } = await loadModel(path, { parts: ["target_encoder"] });
-  return { path, encoder: model.targetEncoder, cfg: model.cfg, meta, dispose: () => model.dispose() };
+  // HuggingFace's IJepaModel files hold the context encoder alone: say so rather than "target"
+  const which = meta.layout === HF_LAYOUT
+    ? "context encoder: HuggingFace's IJepaModel files hold no other"
+    : "target encoder";
+  return { path, which, encoder: model.targetEncoder, cfg: model.cfg, meta, dispose: () => model.dispose() };
 }
 
 async function main(args: string[]): Promise<void> {
@@ -268,7 +277,7 @@ async function main(args: string[]): Promise<void> {
           pretrainedLine((f.preset as string | undefined) ?? "quick")
         } (your own: --weights FILE or --run DIR)`
         : weights
-        ? `weights: ${weights.path} (target encoder${
+        ? `weights: ${weights.path} (${weights.which}${
           typeof weights.meta.preset === "string" ? `, preset ${weights.meta.preset}` : ""
         })`
         : `no --weights: baselines only (random init of preset ${

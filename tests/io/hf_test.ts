@@ -395,6 +395,55 @@ Deno.test("cli embed: a HuggingFace IJepaModel file beside its config.json gives
   }
 });
 
+Deno.test("cli probe: a HuggingFace IJepaModel file is probed as the encoder it holds", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ijepa_hf_probe_" });
+  try {
+    await Deno.mkdir(`${dir}/hf`);
+    await writeSafetensors(`${dir}/hf/model.safetensors`, await fixtureAsHf(), { format: "pt" });
+    await Deno.writeTextFile(
+      `${dir}/hf/config.json`,
+      hfConfigJson({ hidden_size: 24, num_attention_heads: 2 }),
+    );
+    // two classes told apart by brightness: a trained or random encoder both separate them
+    const { PNG } = await import("pngjs");
+    for (const [cls, base] of [["dark", 30], ["light", 210]] as const) {
+      await Deno.mkdir(`${dir}/imgs/${cls}`, { recursive: true });
+      for (let n = 0; n < 10; n++) {
+        const png = new PNG({ width: 16, height: 16 });
+        for (let i = 0; i < png.data.length; i++) {
+          png.data[i] = i % 4 === 3 ? 255 : Math.min(255, base + ((7 * i + 13 * n) % 40));
+        }
+        await Deno.writeFile(`${dir}/imgs/${cls}/${n}.png`, PNG.sync.write(png));
+      }
+    }
+    const r = await runCli("probe", [
+      "--weights",
+      `${dir}/hf/model.safetensors`,
+      "--data",
+      `${dir}/imgs`,
+      "--shots",
+      "1",
+      "--seeds",
+      "1",
+      "--k",
+      "0",
+      "--all-labels=false",
+      "--backend",
+      "cpu",
+      "--json",
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    const text = JSON.stringify(out);
+    // the file's context encoder, told as such, probed beside the random init on the same draws
+    assert(/context encoder/i.test(r.stderr + text), `the encoder is not named:\n${r.stderr}\n${text}`);
+    assert(/random init/.test(text), text);
+    assert(/1-shot/.test(text), text);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("loadModel: an official checkpoint opens too, told by its content, with ImageNet normalisation", async () => {
   await setBackend("cpu", { quiet: true, blas: false });
   const { model, meta } = await loadModel(CKPT, { heads: 2, parts: ["target_encoder"] });
