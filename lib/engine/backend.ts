@@ -23,6 +23,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { disableBlas, enableBlas } from "./blas.ts";
 import type { BlasStatus } from "./blas_library.ts";
+import { installSharedHeap } from "./shared_heap.ts";
 import { patchWasmKernels } from "./wasm_fixes.ts";
 import { cachedVerdict, describeVerdict, probeWorkload, saveVerdict } from "./backend_probe.ts";
 
@@ -219,6 +220,8 @@ async function gpuOrCpu(adapter: string, blas: boolean): Promise<{ gpu: boolean;
 
 async function startWasm(): Promise<string | undefined> {
   try {
+    // tfjs-wasm's memory made shared where it can be, for worker threads (lib/engine/shared_heap.ts)
+    await installSharedHeap();
     await import("@tensorflow/tfjs-backend-wasm");
     patchWasmKernels();
     if (!(await tf.setBackend("wasm"))) return "the tfjs wasm backend did not start";

@@ -105,8 +105,38 @@ function off(reason: string): BlasLoad {
   return { status: { enabled: false, reason: `off: ${reason}`, backends: [] } };
 }
 
+/**
+ * Run `open` with OpenBLAS asked to let its threads sleep as soon as a product is done
+ * (`OPENBLAS_THREAD_TIMEOUT`, read once when the library loads; a value the user set is kept, and
+ * the variable is removed again after, so that processes we start, e.g. the bench's PyTorch, do not
+ * inherit it). By default they spin for some 2^28 cycles, holding the cores our own worker threads
+ * (lib/engine/parallel_kernels.ts) split the fused kernels over: measured 2026-12-04 on 2 cores,
+ * the reference step took 575 ms against 606 (4 alternating runs each) with the kernels split and
+ * OpenBLAS's threads sleeping at once, while split kernels gained nothing with them spinning.
+ */
+function withQuietThreads<T>(open: () => T): T {
+  let set = false;
+  try {
+    if (Deno.env.get("OPENBLAS_THREAD_TIMEOUT") === undefined) {
+      Deno.env.set("OPENBLAS_THREAD_TIMEOUT", "4");
+      set = true;
+    }
+  } catch {
+    // no --allow-env: OpenBLAS's default
+  }
+  try {
+    return open();
+  } finally {
+    if (set) Deno.env.delete("OPENBLAS_THREAD_TIMEOUT");
+  }
+}
+
 /** Open the library (returned in `opened`) or say why not. */
 export function loadBlas(option: string | undefined): BlasLoad {
+  return withQuietThreads(() => openBlas(option));
+}
+
+function openBlas(option: string | undefined): BlasLoad {
   const D = (globalThis as { Deno?: typeof Deno }).Deno;
   if (!D || typeof D.dlopen !== "function") return off("not running under Deno (no FFI)");
   let requested = option;

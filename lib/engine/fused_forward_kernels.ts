@@ -8,12 +8,20 @@
 import * as tf from "@tensorflow/tfjs";
 import { erf, expNeg, headsToRows, rowsCols, rowsToHeads, SQRT1_2 } from "./fused_math.ts";
 import type { Spec } from "./fused_spec.ts";
+import { rowsCall } from "./parallel_kernels.ts";
 
 export const layerNorm: Spec = {
   outputs: (s) => [s.x, [rowsCols(s.x)[0], 2]],
   simd(k, x, [y, stats], s, a) {
     const [R, D] = rowsCols(s.x);
-    k.f.ij_layer_norm(x.x, x.gamma ?? 0, x.beta ?? 0, y, stats, R, D, a.eps as number);
+    const g = x.gamma ?? 0, b = x.beta ?? 0, eps = a.eps as number;
+    rowsCall(
+      k,
+      "ij_layer_norm",
+      R,
+      D,
+      (r0, r1) => [x.x + 4 * r0 * D, g, b, y + 4 * r0 * D, stats + 8 * r0, r1 - r0, D, eps],
+    );
   },
   run({ x, gamma, beta }, [y, stats], s, a) {
     const [R, D] = rowsCols(s.x);
@@ -59,7 +67,8 @@ export const biasGelu: Spec = {
   outputs: (s) => [s.u],
   simd(k, x, [y], s) {
     const [R, F] = rowsCols(s.u);
-    k.f.ij_bias_gelu(x.u, x.bias ?? 0, y, R, F);
+    const bias = x.bias ?? 0;
+    rowsCall(k, "ij_bias_gelu", R, F, (r0, r1) => [x.u + 4 * r0 * F, bias, y + 4 * r0 * F, r1 - r0, F]);
   },
   run({ u, bias: b }, [y], s) {
     const [R, F] = rowsCols(s.u);
@@ -82,9 +91,23 @@ export const splitHeads: Spec = {
   simd(k, x, [q, kk, v], s, a) {
     const B = a.batch as number, T = a.tokens as number, H = a.heads as number;
     const W = s.qkv[1], D = W / 3, hd = D / H, b = x.bias ?? 0;
-    k.f.ij_rows_to_heads(x.qkv, W, 0, q, B, T, H, hd, b, a.scale as number);
-    k.f.ij_rows_to_heads(x.qkv, W, D, kk, B, T, H, hd, b, 1);
-    k.f.ij_rows_to_heads(x.qkv, W, 2 * D, v, B, T, H, hd, b, 1);
+    // by batch items: item i's rows start at i*T*W in qkv and its heads at i*H*T*hd in q, k and v
+    const split = (col0: number, dst: number, scale: number) =>
+      rowsCall(k, "ij_rows_to_heads", B, T * D, (b0, b1) => [
+        x.qkv + 4 * b0 * T * W,
+        W,
+        col0,
+        dst + 4 * b0 * T * D,
+        b1 - b0,
+        T,
+        H,
+        hd,
+        b,
+        scale,
+      ]);
+    split(0, q, a.scale as number);
+    split(D, kk, 1);
+    split(2 * D, v, 1);
   },
   run({ qkv, bias }, [q, k, v], s, a) {
     const B = a.batch as number, T = a.tokens as number, H = a.heads as number;
@@ -104,7 +127,14 @@ export const headsToRowsK: Spec = {
   simd(k, x, [y], s, a) {
     const [BH, T, hd] = s.x;
     const H = a.heads as number;
-    k.f.ij_heads_to_rows(x.x, y, H * hd, 0, BH / H, T, H, hd, 1);
+    const W = H * hd;
+    rowsCall(
+      k,
+      "ij_heads_to_rows",
+      BH / H,
+      T * W,
+      (b0, b1) => [x.x + 4 * b0 * T * W, y + 4 * b0 * T * W, W, 0, b1 - b0, T, H, hd, 1],
+    );
   },
   run({ x }, [y], s, a) {
     const [BH, T, hd] = s.x;
@@ -132,7 +162,15 @@ export const softmax: Spec = {
   outputs: (s) => [s.s],
   simd(k, x, [y], sh, a) {
     const [BH, T, Tk] = sh.s;
-    k.f.ij_softmax(x.s, x.keyBias ?? 0, y, BH, T, Tk, a.heads as number);
+    const H = a.heads as number, kb = x.keyBias ?? 0, per = H * T * Tk;
+    // by batch items (H rows of heads each), so that each share's key bias starts at its first item
+    rowsCall(
+      k,
+      "ij_softmax",
+      BH / H,
+      per,
+      (b0, b1) => [x.s + 4 * b0 * per, kb ? kb + 4 * b0 * Tk : 0, y + 4 * b0 * per, (b1 - b0) * H, T, Tk, H],
+    );
   },
   run({ s: x, keyBias }, [y], sh, a) {
     const [BH, T, Tk] = sh.s;
@@ -172,7 +210,13 @@ export const residual: Spec = {
   outputs: (s) => [s.x],
   simd(k, x, [out], s) {
     const [R, D] = rowsCols(s.x);
-    k.f.ij_residual(x.x, x.y, x.bias, out, R, D);
+    rowsCall(
+      k,
+      "ij_residual",
+      R,
+      D,
+      (r0, r1) => [x.x + 4 * r0 * D, x.y + 4 * r0 * D, x.bias, out + 4 * r0 * D, r1 - r0, D],
+    );
   },
   run({ x, y, bias }, [out], s) {
     const [R, D] = rowsCols(s.x);

@@ -8,6 +8,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { colSumInto, erf, expNeg, headsToRows, INV_SQRT_2PI, rowsCols, SQRT1_2 } from "./fused_math.ts";
 import type { Spec } from "./fused_spec.ts";
+import { rowsCall } from "./parallel_kernels.ts";
 
 export const layerNormGrad: Spec = {
   outputs: (s) => [s.x, [s.x[s.x.length - 1]], [s.x[s.x.length - 1]]],
@@ -52,8 +53,16 @@ export const biasGeluGrad: Spec = {
   outputs: (s) => [s.u, [s.u[s.u.length - 1]]],
   simd(k, x, [du, dbias], s) {
     const [R, F] = rowsCols(s.u);
-    const acc = k.scratch(8 * F);
-    k.f.ij_bias_gelu_grad(x.dy, x.u, x.bias ?? 0, x.y ?? 0, du, dbias, acc, R, F);
+    // the rows' du on every thread, each share summing its columns into its own scratch (dropped),
+    // then dbias as the column sums of du on this thread: the same float64 sums, row by row, as the
+    // kernel's own, so the same bits whatever the split
+    const bias = x.bias ?? 0, y = x.y ?? 0, acc = k.scratch(8 * F * 8);
+    let shares = 0;
+    rowsCall(k, "ij_bias_gelu_grad", R, F, (r0, r1) => {
+      const off = 4 * r0 * F, mine = acc + 8 * F * Math.min(7, shares++);
+      return [x.dy + off, x.u + off, bias, y ? y + off : 0, du + off, dbias, mine, r1 - r0, F];
+    });
+    if (shares > 1) k.f.ij_col_sum(du, dbias, acc, R, F);
   },
   run({ dy, u, bias: b, y }, [du, dbias], s) {
     const [R, F] = rowsCols(s.u);
@@ -87,9 +96,22 @@ export const mergeHeads: Spec = {
   simd(k, x, [dqkv, dbias], s, a) {
     const [BH, T, hd] = s.dq;
     const H = a.heads as number, B = BH / H, D = H * hd, W = 3 * D;
-    k.f.ij_heads_to_rows(x.dq, dqkv, W, 0, B, T, H, hd, a.scale as number);
-    k.f.ij_heads_to_rows(x.dk, dqkv, W, D, B, T, H, hd, 1);
-    k.f.ij_heads_to_rows(x.dv, dqkv, W, 2 * D, B, T, H, hd, 1);
+    // by batch items: item i's heads start at i*T*D in dq, dk and dv, its rows at i*T*W in dqkv
+    const merge = (src: number, col0: number, scale: number) =>
+      rowsCall(k, "ij_heads_to_rows", B, T * D, (b0, b1) => [
+        src + 4 * b0 * T * D,
+        dqkv + 4 * b0 * T * W,
+        W,
+        col0,
+        b1 - b0,
+        T,
+        H,
+        hd,
+        scale,
+      ]);
+    merge(x.dq, 0, a.scale as number);
+    merge(x.dk, D, 1);
+    merge(x.dv, 2 * D, 1);
     k.f.ij_col_sum(dqkv, dbias, k.scratch(8 * W), B * T, W);
   },
   run({ dq, dk, dv }, [dqkv, dbias], s, a) {
@@ -106,7 +128,13 @@ export const softmaxGrad: Spec = {
   outputs: (s) => [s.p],
   simd(k, x, [ds], s) {
     const [R, C] = rowsCols(s.p);
-    k.f.ij_softmax_grad(x.p, x.dp, ds, R, C);
+    rowsCall(
+      k,
+      "ij_softmax_grad",
+      R,
+      C,
+      (r0, r1) => [x.p + 4 * r0 * C, x.dp + 4 * r0 * C, ds + 4 * r0 * C, r1 - r0, C],
+    );
   },
   run({ p, dp }, [ds], s) {
     const [R, C] = rowsCols(s.p);

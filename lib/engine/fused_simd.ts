@@ -7,9 +7,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import {
-  GEMM_SHARED_FMA_WASM_BASE64,
-  GEMM_SHARED_WASM_BASE64,
   KERNELS_FMA_WASM_BASE64,
+  KERNELS_SHARED_FMA_WASM_BASE64,
+  KERNELS_SHARED_WASM_BASE64,
   KERNELS_WASM_BASE64,
 } from "./simd/kernels_wasm.ts";
 
@@ -31,10 +31,11 @@ export interface SimdModule {
   f: Record<string, (...args: number[]) => any>;
   /** A pointer to at least `bytes` bytes of scratch memory (valid until the next call). */
   scratch(bytes: number): number;
+  /** The wasm backend's memory and allocator, for worker threads computing in it when it is shared. */
+  heap?: { memory: WebAssembly.Memory; malloc(bytes: number): number };
 }
 
 const simdModules = new WeakMap<object, SimdModule | null>();
-let simdBytes: Uint8Array<ArrayBuffer> | undefined;
 
 function decode(base64: string): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
@@ -64,9 +65,18 @@ export function simdFma(): boolean {
   return fmaChoice;
 }
 
-/** gemm.c on a shared memory for the product's worker threads, the same build as the main thread's. */
-export function gemmSharedBytes(): Uint8Array<ArrayBuffer> {
-  return decode(simdFma() ? GEMM_SHARED_FMA_WASM_BASE64 : GEMM_SHARED_WASM_BASE64);
+/**
+ * The SIMD module's bytes for a memory that is shared (worker threads, and tfjs-wasm's own memory
+ * made shared: lib/engine/shared_heap.ts) or not; FMA or plain as {@link simdFma} decides, the same
+ * for every thread.
+ */
+export function simdModuleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
+  const fma = simdFma();
+  return decode(
+    shared
+      ? (fma ? KERNELS_SHARED_FMA_WASM_BASE64 : KERNELS_SHARED_WASM_BASE64)
+      : (fma ? KERNELS_FMA_WASM_BASE64 : KERNELS_WASM_BASE64),
+  );
 }
 
 /** SIMD or TypeScript loops on wasm: {@link setSimd}, else `IJEPA_SIMD` (read on first use). */
@@ -114,12 +124,13 @@ export function simdFor(be: WasmLike): SimdModule | null {
   const memory = be.wasm.asm?.memory;
   if (memory instanceof WebAssembly.Memory) {
     try {
-      simdBytes ??= decode(simdFma() ? KERNELS_FMA_WASM_BASE64 : KERNELS_WASM_BASE64);
-      const inst = new WebAssembly.Instance(new WebAssembly.Module(simdBytes), { env: { memory } });
+      const bytes = simdModuleBytes(memory.buffer instanceof SharedArrayBuffer);
+      const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
       let ptr = 0, size = 0;
       m = {
         // deno-lint-ignore no-explicit-any
         f: inst.exports as Record<string, (...args: number[]) => any>,
+        heap: { memory, malloc: (n: number) => be.wasm._malloc(n) },
         scratch(bytes: number): number {
           if (bytes > size) {
             if (ptr) be.wasm._free(ptr);

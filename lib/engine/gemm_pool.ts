@@ -2,11 +2,14 @@
  * Matrix products on every core without native BLAS: {@link parallelGemm} splits one `BatchMatMul`
  * between the main thread and worker threads (lib/engine/gemm_worker.ts).
  *
- * tfjs-wasm's memory is not shared (its threaded build needs classic workers, which Deno lacks), so a
- * worker cannot read tensors where they are. Each worker's share of A and B is copied into a shared
- * memory of our own, the worker runs the same gemm.c there, and its rows of C are copied back; the
- * main thread computes its own share in place meanwhile. Copies are a few percent of the work on the
- * products this is used for (at least {@link MIN_FLOP}); smaller ones stay on the main thread.
+ * Where tfjs-wasm's memory is shared (lib/engine/shared_heap.ts, the default), every thread reads
+ * and writes its share in place, and the row-wise fused kernels are split the same way
+ * ({@link runShares}; lib/engine/parallel_kernels.ts). Where it is not (tfjs's threaded build needs
+ * classic workers, which Deno lacks, and its other builds define an unshared memory), a worker
+ * cannot read tensors where they are: each worker's share of A and B is copied into a shared memory
+ * of our own, the worker runs the same gemm.c there, and its rows of C are copied back, while the
+ * main thread computes its own share in place. Copies are a few percent of the work on the products
+ * this is used for (at least {@link MIN_FLOP}); smaller ones stay on the main thread.
  *
  * Every element of C is summed in the same order whoever computes it (the split is by whole rows or
  * whole batch items, and gemm.c's blocking does not depend on either), so results are bitwise the
@@ -18,35 +21,33 @@
  * @module
  */
 import { Worker } from "node:worker_threads";
-import { gemmSharedBytes } from "./fused_simd.ts";
-import { SLOTS } from "./gemm_worker.ts";
+import { simdModuleBytes } from "./fused_simd.ts";
+import { ARG_VALUES, SLOTS } from "./gemm_worker.ts";
+import { cutUnits, learnSpeeds, resetSpeeds, shareWeights } from "./pool_shares.ts";
+import { copyIn, type GemmJob, type Part } from "./gemm_copies.ts";
 
-/** Products below this many floating-point operations run on the main thread alone. */
-export const MIN_FLOP = 4e6;
+export type { GemmJob, Part };
 
-/** One product in gemm.c's terms (pointers are float offsets into `heap`). */
-export interface GemmJob {
-  batch: number;
-  m: number;
-  n: number;
-  k: number;
-  rsA: number;
-  csA: number;
-  bsA: number;
-  rsB: number;
-  csB: number;
-  bsB: number;
-  a: number;
-  b: number;
-  c: number;
-}
+/**
+ * Products below this many floating-point operations run on the main thread alone: with copies
+ * (tfjs-wasm's memory not shared), and in place (shared: lib/engine/shared_heap.ts), where a split
+ * costs only the threads' wake-up.
+ */
+export const MIN_FLOP = { copies: 4e6, inPlace: 1.5e6 };
 
 interface Pool {
+  /** tfjs-wasm's own memory when shared (`inPlace`), else ours, which the operands are copied into. */
   memory: WebAssembly.Memory;
+  inPlace: boolean;
   workers: Worker[];
   ctl: Int32Array;
-  packFloats: number;
-  /** First float of the data area (after control slots and one pack buffer per worker). */
+  /** Each worker's Float64 argument slots (function index, argument count, arguments). */
+  args: Float64Array[];
+  /** The SIMD module's exports, by index as the workers know them. */
+  names: string[];
+  /** Byte offset of each worker's pack buffer in `memory`. */
+  packs: number[];
+  /** First float of the copies' area (after control slots and pack buffers); copies only. */
   data: number;
   job: number;
   failure?: string;
@@ -78,11 +79,19 @@ export function threadsWanted(): number {
   return Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8));
 }
 
+/** tfjs-wasm's memory and allocator, for workers that compute in it (when it is shared). */
+export interface GemmHeap {
+  memory: WebAssembly.Memory;
+  malloc(bytes: number): number;
+}
+
 /**
  * Start the worker threads (once; a no-op with one thread wanted). `packFloats` is gemm.c's pack
- * buffer size. Workers that fail to start leave products on the main thread.
+ * buffer size. With `heap` shared (lib/engine/shared_heap.ts), the workers compute in it, in place;
+ * otherwise in a shared memory of ours that operands are copied into. Workers that fail to start
+ * leave products on the main thread.
  */
-export function startGemmPool(packFloats: number): void {
+export function startGemmPool(packFloats: number, heap?: GemmHeap): void {
   if (pool !== undefined) return;
   const count = threadsWanted() - 1;
   if (count < 1) {
@@ -90,31 +99,47 @@ export function startGemmPool(packFloats: number): void {
     return;
   }
   try {
-    const dataStart = Math.ceil((count * SLOTS * 4 + count * packFloats * 4) / 65536) * 65536;
-    const memory = new WebAssembly.Memory({
-      initial: dataStart / 65536 + 16,
-      maximum: 32768,
-      shared: true,
-    });
-    const module = new WebAssembly.Module(gemmSharedBytes());
+    const inPlace = heap !== undefined && heap.memory.buffer instanceof SharedArrayBuffer;
+    let memory: WebAssembly.Memory, ctlAt: number, packs: number[], data = 0;
+    if (inPlace) {
+      memory = heap.memory;
+      ctlAt = heap.malloc(count * SLOTS * 4);
+      packs = Array.from({ length: count }, () => heap.malloc(packFloats * 4));
+      new Int32Array(memory.buffer, ctlAt, count * SLOTS).fill(0); // malloc'd memory holds old bytes
+    } else {
+      const dataStart = Math.ceil((count * SLOTS * 4 + count * packFloats * 4) / 65536) * 65536;
+      memory = new WebAssembly.Memory({ initial: dataStart / 65536 + 16, maximum: 65536, shared: true });
+      ctlAt = 0;
+      data = dataStart / 4;
+      packs = Array.from({ length: count }, (_, w) => 4 * (data - (w + 1) * packFloats)); // below the data
+    }
+    const module = new WebAssembly.Module(simdModuleBytes(true));
+    const names = WebAssembly.Module.exports(module).filter((e) => e.kind === "function").map((e) => e.name);
     const p: Pool = {
       memory,
+      inPlace,
       workers: [],
-      ctl: new Int32Array(memory.buffer, 0, count * SLOTS),
-      packFloats,
-      data: dataStart / 4,
+      ctl: new Int32Array(memory.buffer, ctlAt, count * SLOTS),
+      args: Array.from(
+        { length: count },
+        (_, w) => new Float64Array(memory.buffer, ctlAt + w * SLOTS * 4 + 16, ARG_VALUES),
+      ),
+      names,
+      packs,
+      data,
       job: 0,
     };
     for (let w = 0; w < count; w++) {
       const worker = new Worker(new URL("./gemm_worker.ts", import.meta.url));
       worker.on("message", (msg: unknown) => p.failure = String(msg));
       worker.on("error", (e: Error) => p.failure = e.message);
+      worker.on("exit", (code: number) => p.failure ??= `worker ${w + 1} exited (code ${code})`);
       worker.unref();
-      worker.postMessage({ memory, module, base: w * SLOTS });
+      worker.postMessage({ memory, module, base: ctlAt / 4 + w * SLOTS, names });
       p.workers.push(worker);
     }
     pool = p;
-    speeds = p.workers.map(() => 1);
+    resetSpeeds(count);
     // Stop the workers when the program ends rather than leaving threads parked in Atomics.wait for
     // the runtime's teardown to find.
     globalThis.addEventListener?.("unload", () => {
@@ -125,6 +150,11 @@ export function startGemmPool(packFloats: number): void {
   }
 }
 
+/** Whether the workers compute in tfjs-wasm's own (shared) memory, without copies. */
+export function gemmInPlace(): boolean {
+  return pool?.inPlace ?? false;
+}
+
 /** Workers that have started, after {@link startGemmPool}. */
 export function readyWorkers(): number {
   if (!pool || pool.failure) return 0;
@@ -133,29 +163,12 @@ export function readyWorkers(): number {
   return n === pool.workers.length ? n : 0; // all or none: shares are planned for every worker
 }
 
-/** A share of a product: batch items [b0, b1) and rows [i0, i1). */
-export interface Part {
-  b0: number;
-  b1: number;
-  i0: number;
-  i1: number;
-}
-
 /**
  * Split a product into shares proportional to `weights` (the main thread's first), by batch items
- * (batch > 1) or by rows in multiples of 4. A share may come out empty (a slow thread on a small
- * product); callers skip those.
+ * (batch > 1) or by rows in multiples of 4 (see {@link cutUnits}).
  */
 export function split(job: GemmJob, weights: number[]): Part[] {
-  const total = weights.reduce((a, b) => a + b, 0);
-  const units = job.batch > 1 ? job.batch : Math.ceil(job.m / 4);
-  const cuts = [0];
-  let acc = 0;
-  for (const w of weights) {
-    acc += w;
-    cuts.push(Math.min(units, Math.round(units * acc / total)));
-  }
-  cuts[weights.length] = units;
+  const cuts = cutUnits(job.batch > 1 ? job.batch : Math.ceil(job.m / 4), weights);
   return weights.map((_, s) =>
     job.batch > 1
       ? { b0: cuts[s], b1: cuts[s + 1], i0: 0, i1: job.m }
@@ -168,48 +181,87 @@ function rowsOf(part: Part): number {
   return (part.b1 - part.b0) * (part.i1 - part.i0);
 }
 
-/**
- * Each worker's speed relative to the main thread's on its share (the main thread's copies
- * included), learned from the products split so far: shares are sized by it so that every thread
- * finishes at once. Measured 2026-12-04 on the 2-core machine: an equal split left the main thread
- * waiting 2 ms of a 15 ms product for its worker (the main thread's copies and the worker's wake-up).
- */
-let speeds: number[] = [];
+/** Post function `name` of the SIMD module with `args` to worker `w`. */
+function post(p: Pool, w: number, name: string, args: number[]): void {
+  const index = p.names.indexOf(name);
+  if (index < 0) throw new Error(`thread pool: the SIMD module has no function ${name}`);
+  if (args.length > ARG_VALUES - 2) throw new Error(`thread pool: ${name} takes ${args.length} arguments`);
+  p.args[w].set([index, args.length, ...args]);
+  Atomics.store(p.ctl, w * SLOTS, p.job);
+  Atomics.notify(p.ctl, w * SLOTS);
+}
 
-/** How far one product moves the learned speeds (an exponential average). */
-const SPEED_STEP = 0.2;
-
-/** Learn from one split product: `mainMs` for the main thread's share and copies, the workers' own. */
-function learnSpeeds(main: Part, mainMs: number, done: { w: number; part: Part; ms: number }[]): void {
-  const mainRate = rowsOf(main) / mainMs;
-  if (!(mainMs >= 0.5) || !(mainRate > 0)) return; // too short to time
-  for (const d of done) {
-    if (!(d.ms >= 0.5)) continue;
-    // one product's timing is noisy on a shared machine: no single one moves a share far
-    const ratio = Math.min(2, Math.max(0.5, rowsOf(d.part) / d.ms / mainRate));
-    speeds[d.w] = speeds[d.w] * (1 - SPEED_STEP) + ratio * SPEED_STEP;
+/** Wait for the workers `ws` to finish the job posted last; throws (and stops the pool) on a failure. */
+function waitFor(p: Pool, ws: number[]): void {
+  for (const w of ws) {
+    const s = w * SLOTS;
+    const since = Date.now();
+    while (Atomics.load(p.ctl, s + 1) !== p.job) {
+      Atomics.wait(p.ctl, s + 1, Atomics.load(p.ctl, s + 1), 50);
+      if (p.failure || Atomics.load(p.ctl, s + 2) === -1 || Date.now() - since > 120_000) {
+        pool = null; // stop using the workers; later work runs on the main thread
+        throw new Error(`worker thread ${w + 1} failed: ${p.failure ?? "no answer in 120 s"}`);
+      }
+    }
+    // a worker that failed still says it is done: its share was not computed
+    if (Atomics.load(p.ctl, s + 2) === -1) {
+      pool = null;
+      throw new Error(`worker thread ${w + 1} failed: ${p.failure ?? "its function trapped"}`);
+    }
   }
 }
 
-/** n rounded up to a multiple of 4 floats (16 bytes). */
-function pad4(n: number): number {
-  return Math.ceil(n / 4) * 4;
+/** One row-wise call of a SIMD function, split by {@link runShares}. */
+export interface SharedCall {
+  /** The SIMD module's function. */
+  name: string;
+  /** Whole units to share (rows, or blocks of rows). */
+  units: number;
+  /** The arguments that compute units [u0, u1), pointers in bytes. */
+  args(u0: number, u1: number): number[];
+  /**
+   * Split into equal shares whatever the threads' speeds: for functions whose shares are combined
+   * afterwards (column sums), so that the result depends on the thread count only.
+   */
+  equal?: boolean;
 }
 
-/** Offset and length (floats) of the elements of an operand a part reads. */
-function span(
-  b0: number,
-  b1: number,
-  bs: number,
-  r0: number,
-  r1: number,
-  rs: number,
-  cols: number,
-  cs: number,
-) {
-  const start = b0 * bs + r0 * rs;
-  const last = (b1 - 1) * bs + (r1 - 1) * rs + (cols - 1) * cs;
-  return { start, length: last - start + 1 };
+/**
+ * Run `call` split between the main thread (through `local`, the same function on tfjs-wasm's
+ * memory) and the workers, in place: only where tfjs-wasm's memory is shared. Returns the shares'
+ * unit ranges, main thread's first, or null (nothing done) when there are no workers, the memory is
+ * not shared, or `units` < `minUnits`.
+ */
+export function runShares(
+  call: SharedCall,
+  local: (args: number[]) => void,
+  minUnits = 2,
+): [number, number][] | null {
+  const workers = readyWorkers();
+  if (!enabled || !pool || !pool.inPlace || workers === 0 || call.units < Math.max(2, minUnits)) return null;
+  const p = pool;
+  const weights = call.equal ? shareWeights().map(() => 1) : shareWeights();
+  const cuts = cutUnits(call.units, weights);
+  const ranges = weights.map((_, s) => [cuts[s], cuts[s + 1]] as [number, number]);
+  const busy = ranges.slice(1).map((r, w) => ({ r, w })).filter(({ r }) => r[1] > r[0]);
+  if (busy.length === 0) return null;
+  const started = performance.now();
+  p.job++;
+  for (const { r, w } of busy) post(p, w, call.name, call.args(r[0], r[1]));
+  const [u0, u1] = ranges[0];
+  if (u1 > u0) local(call.args(u0, u1));
+  const mainMs = performance.now() - started;
+  waitFor(p, busy.map((b) => b.w));
+  if (!call.equal) {
+    const timed = busy.map(({ r, w }) => ({
+      w,
+      work: r[1] - r[0],
+      ms: Atomics.load(p.ctl, w * SLOTS + 3) / 1000,
+    }));
+    learnSpeeds(u1 - u0, mainMs, timed);
+  }
+  splitRuns++;
+  return ranges;
 }
 
 /**
@@ -223,65 +275,37 @@ export function parallelGemm(
   local: (j: GemmJob) => void,
 ): boolean {
   const workers = readyWorkers();
-  if (!enabled || !pool || workers === 0 || 2 * job.batch * job.m * job.n * job.k < MIN_FLOP || job.k === 0) {
+  const flop = 2 * job.batch * job.m * job.n * job.k;
+  if (
+    !enabled || !pool || workers === 0 || flop < MIN_FLOP[pool.inPlace ? "inPlace" : "copies"] || job.k === 0
+  ) {
     return false;
   }
   const p = pool;
   const started = performance.now();
-  const [mine, ...theirs] = split(job, [1, ...speeds]);
+  const [mine, ...theirs] = split(job, shareWeights());
   // workers whose share came out empty sit this product out
   const busy = theirs.map((part, w) => ({ part, w })).filter((q) => rowsOf(q.part) > 0);
   if (busy.length === 0 || rowsOf(mine) === 0) return false;
-  // place each worker's A, B and C in the shared memory, growing it first
   type Placed = { part: Part; w: number; a: number; b: number; c: number; cLen: number; cFrom: number };
-  const placed: Placed[] = [];
-  let top = p.data;
-  const plans = busy.map(({ part, w }) => {
-    const rows = part.i1 - part.i0;
-    const a = span(part.b0, part.b1, job.bsA, part.i0, part.i1, job.rsA, job.k, job.csA);
-    const b = span(part.b0, part.b1, job.bsB, 0, job.k, job.rsB, job.n, job.csB);
-    const cLen = (part.b1 - part.b0) * rows * job.n;
-    const cFrom = part.b0 * job.m * job.n + part.i0 * job.n;
-    return { part, w, a, b, cLen, cFrom };
-  });
-  const need = plans.reduce((s, q) => s + pad4(q.a.length) + pad4(q.b.length) + pad4(q.cLen), 0);
-  const have = p.memory.buffer.byteLength / 4 - top;
-  if (need > have) p.memory.grow(Math.ceil((need - have) * 4 / 65536));
-  const shared = new Float32Array(p.memory.buffer);
-  const src = heap();
-  for (const q of plans) {
-    const a = top;
-    shared.set(src.subarray(job.a + q.a.start, job.a + q.a.start + q.a.length), a);
-    top += pad4(q.a.length);
-    const b = top;
-    shared.set(src.subarray(job.b + q.b.start, job.b + q.b.start + q.b.length), b);
-    top += pad4(q.b.length);
-    placed.push({ part: q.part, w: q.w, a, b, c: top, cLen: q.cLen, cFrom: q.cFrom });
-    top += pad4(q.cLen);
-  }
+  const placed: Placed[] = p.inPlace
+    // in place: each worker reads and writes its share where it is, as the main thread does
+    ? busy.map(({ part, w }) => ({
+      part,
+      w,
+      a: job.a + part.b0 * job.bsA + part.i0 * job.rsA,
+      b: job.b + part.b0 * job.bsB,
+      c: job.c + part.b0 * job.m * job.n + part.i0 * job.n,
+      cLen: 0,
+      cFrom: 0,
+    }))
+    : copyIn(p.memory, p.data, job, busy, heap()) ?? [];
+  if (placed.length === 0) return false;
   // post the jobs
   p.job++;
   for (const q of placed) {
-    const s = q.w * SLOTS;
-    const args = [
-      4 * q.a,
-      4 * q.b,
-      4 * q.c,
-      q.part.b1 - q.part.b0,
-      q.part.i1 - q.part.i0,
-      job.n,
-      job.k,
-      job.rsA,
-      job.csA,
-      job.bsA,
-      job.rsB,
-      job.csB,
-      job.bsB,
-      4 * (p.data - (q.w + 1) * p.packFloats), // packs sit just below the data area
-    ];
-    p.ctl.set(args, s + 4);
-    Atomics.store(p.ctl, s, p.job);
-    Atomics.notify(p.ctl, s);
+    const args = [4 * q.a, 4 * q.b, 4 * q.c, q.part.b1 - q.part.b0, q.part.i1 - q.part.i0, job.n, job.k];
+    post(p, q.w, "ij_gemm", [...args, job.rsA, job.csA, job.bsA, job.rsB, job.csB, job.bsB, p.packs[q.w]]);
   }
   // the main thread's share, in place
   local({
@@ -294,26 +318,18 @@ export function parallelGemm(
   });
   const localDone = performance.now();
   // wait for the workers, then copy their rows of C back
-  for (const q of placed) {
-    const s = q.w * SLOTS;
-    const since = Date.now();
-    while (Atomics.load(p.ctl, s + 1) !== p.job) {
-      Atomics.wait(p.ctl, s + 1, Atomics.load(p.ctl, s + 1), 50);
-      if (p.failure || Atomics.load(p.ctl, s + 2) === -1 || Date.now() - since > 120_000) {
-        pool = null; // stop using the workers; later products run on the main thread
-        throw new Error(`matrix product worker ${q.w + 1} failed: ${p.failure ?? "no answer in 120 s"}`);
-      }
-    }
-  }
+  waitFor(p, placed.map((q) => q.w));
   const waited = performance.now();
-  const dst = heap();
-  const out = new Float32Array(p.memory.buffer);
-  for (const q of placed) dst.set(out.subarray(q.c, q.c + q.cLen), job.c + q.cFrom);
+  if (!p.inPlace) {
+    const dst = heap();
+    const out = new Float32Array(p.memory.buffer);
+    for (const q of placed) dst.set(out.subarray(q.c, q.c + q.cLen), job.c + q.cFrom);
+  }
   const copiedBack = performance.now() - waited;
   learnSpeeds(
-    mine,
+    rowsOf(mine),
     localDone - started + copiedBack,
-    placed.map((q) => ({ w: q.w, part: q.part, ms: Atomics.load(p.ctl, q.w * SLOTS + 3) / 1000 })),
+    placed.map((q) => ({ w: q.w, work: rowsOf(q.part), ms: Atomics.load(p.ctl, q.w * SLOTS + 3) / 1000 })),
   );
   splitRuns++;
   return true;

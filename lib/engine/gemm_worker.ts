@@ -1,31 +1,37 @@
 /**
- * A worker thread of lib/engine/gemm_pool.ts: runs gemm.c's `ij_gemm` on a shared memory whenever the
- * main thread posts a product into its control slots, and says when it is done. Not for import.
+ * A worker thread of lib/engine/gemm_pool.ts: runs a function of our SIMD module (gemm.c's `ij_gemm`,
+ * or a row-wise kernel of kernels.c) on a shared memory whenever the main thread posts one into its
+ * control slots, and says when it is done. Not for import.
  *
- * Control slots (Int32, {@link SLOTS} per worker, at `base`): 0 the job number the main thread posted,
+ * Control slots ({@link SLOTS} Int32 per worker, at `base`): 0 the job number the main thread posted,
  * 1 the last job number done, 2 ready (1) or failed (-1), 3 the last job's compute time in
- * microseconds (the main thread balances its splits with it), then the 14 arguments of `ij_gemm`
- * from slot 4. The error of a failed job is posted as a message.
+ * microseconds (the main thread balances its splits with it); from byte 16, Float64 values: the
+ * function's index in `names`, the argument count, then the arguments. The error of a failed job is
+ * posted as a message.
  *
  * @module
  */
 import { parentPort } from "node:worker_threads";
 
-/** Int32 slots per worker. */
-export const SLOTS = 32;
+/** Int32 slots per worker (256 bytes: 4 control words, then 30 Float64 values). */
+export const SLOTS = 64;
+/** Float64 values after the control words: function index, argument count, arguments. */
+export const ARG_VALUES = 30;
 
 interface Start {
   memory: WebAssembly.Memory;
   module: WebAssembly.Module;
   base: number;
+  names: string[];
 }
 
-parentPort?.once("message", ({ memory, module, base }: Start) => {
+parentPort?.once("message", ({ memory, module, base, names }: Start) => {
   const ctl = new Int32Array(memory.buffer, base * 4, SLOTS);
-  let gemm: (...args: number[]) => void;
+  const args = new Float64Array(memory.buffer, base * 4 + 16, ARG_VALUES);
+  let fns: ((...args: number[]) => void)[];
   try {
     const inst = new WebAssembly.Instance(module, { env: { memory } });
-    gemm = inst.exports.ij_gemm as (...args: number[]) => void;
+    fns = names.map((n) => inst.exports[n] as (...args: number[]) => void);
   } catch (e) {
     Atomics.store(ctl, 2, -1);
     parentPort?.postMessage(String(e));
@@ -37,9 +43,10 @@ parentPort?.once("message", ({ memory, module, base }: Start) => {
     Atomics.wait(ctl, 0, seen);
     seen = Atomics.load(ctl, 0);
     try {
-      const a = Array.from(ctl.subarray(4, 18));
+      const f = fns[args[0]];
+      const a = Array.from(args.subarray(2, 2 + args[1]));
       const t0 = performance.now();
-      gemm(...a);
+      f(...a);
       Atomics.store(ctl, 3, Math.round((performance.now() - t0) * 1000));
     } catch (e) {
       Atomics.store(ctl, 2, -1);

@@ -146,13 +146,13 @@ function base64Lines(bytes: Uint8Array): string {
   return lines.join(",\n");
 }
 
-// The module on tfjs-wasm's own memory, and gemm.c alone on a shared memory for the product's worker
-// threads (lib/engine/gemm_pool.ts): a shared memory import must be declared shared.
-const SHARED = ["-matomics", "-mbulk-memory", "-Wl,--shared-memory", "-Wl,--max-memory=2147483648"];
+// The same module importing a shared memory (declared shared, max 4 GiB as tfjs-wasm's own), for
+// worker threads and for tfjs-wasm's memory made shared (lib/engine/shared_heap.ts).
+const SHARED = ["-matomics", "-mbulk-memory", "-Wl,--shared-memory", "-Wl,--max-memory=4294967296"];
 const bytes = await link(sources, []);
-const shared = await link([join(here, "gemm.c")], SHARED);
+const shared = await link(sources, SHARED);
 const bytesFma = await link(sources, FMA);
-const sharedFma = await link([join(here, "gemm.c")], [...SHARED, ...FMA]);
+const sharedFma = await link(sources, [...SHARED, ...FMA]);
 
 const src = new Uint8Array(
   (await Promise.all(sources.map((f) => Deno.readFile(f)))).flatMap((b) => [...b]),
@@ -181,8 +181,8 @@ export const KERNELS_WASM_BASE64 = [
 ${base64Lines(bytes)},
 ].join("");
 
-/** gemm.c alone, importing a shared memory (max 2 GiB) for worker threads (${shared.length} bytes), base64. */
-export const GEMM_SHARED_WASM_BASE64 = [
+/** The same module importing a shared memory (max 4 GiB), for worker threads and a shared tfjs heap (${shared.length} bytes), base64. */
+export const KERNELS_SHARED_WASM_BASE64 = [
 ${base64Lines(shared)},
 ].join("");
 
@@ -191,8 +191,8 @@ export const KERNELS_FMA_WASM_BASE64 = [
 ${base64Lines(bytesFma)},
 ].join("");
 
-/** {@link GEMM_SHARED_WASM_BASE64} with relaxed SIMD's fused multiply-add (${sharedFma.length} bytes), base64. */
-export const GEMM_SHARED_FMA_WASM_BASE64 = [
+/** {@link KERNELS_SHARED_WASM_BASE64} with relaxed SIMD's fused multiply-add (${sharedFma.length} bytes), base64. */
+export const KERNELS_SHARED_FMA_WASM_BASE64 = [
 ${base64Lines(sharedFma)},
 ].join("");
 `,
