@@ -23,7 +23,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { disableBlas, enableBlas } from "./blas.ts";
 import type { BlasStatus } from "./blas_library.ts";
-import { installSharedHeap } from "./shared_heap.ts";
+import { installSharedHeap, sharedHeapReason } from "./shared_heap.ts";
+import { threadsWanted } from "./gemm_pool.ts";
 import { patchWasmKernels } from "./wasm_fixes.ts";
 import { cachedVerdict, describeVerdict, probeWorkload, saveVerdict } from "./backend_probe.ts";
 
@@ -218,6 +219,17 @@ async function gpuOrCpu(adapter: string, blas: boolean): Promise<{ gpu: boolean;
   return { gpu: gpuMs < cpuMs, why: `${adapter} was ${describeVerdict(v, false)}` };
 }
 
+/** How many threads wasm's kernels use, and whether they compute in place (the heap shared). */
+function wasmThreadsText(): string {
+  const n = threadsWanted();
+  if (n < 2) return "1 thread";
+  const be = tf.backend() as unknown as { wasm?: { HEAPF32?: Float32Array } };
+  const shared = be.wasm?.HEAPF32?.buffer instanceof SharedArrayBuffer;
+  return shared
+    ? `${n} threads, shared heap`
+    : `${n} threads, copies (${sharedHeapReason() ?? "heap not shared"})`;
+}
+
 async function startWasm(): Promise<string | undefined> {
   try {
     // tfjs-wasm's memory made shared where it can be, for worker threads (lib/engine/shared_heap.ts)
@@ -337,6 +349,7 @@ export async function setBackend(
   }
   if (gpuReason) parts.push(`| ${gpuReason}`);
   if (blas) parts.push(`| BLAS ${blas.enabled ? "on: " + blas.reason : blas.reason}`);
+  if (chosen === "wasm") parts.push(`| ${wasmThreadsText()}`);
   if (requested === "auto" && skipped.length) parts.push(`| skipped ${groupReasons(skipped).join("; ")}`);
   const line = parts.join(" ");
   current = {

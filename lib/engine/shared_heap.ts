@@ -117,6 +117,11 @@ async function install(): Promise<string | undefined> {
   return undefined;
 }
 
+/** Why tfjs-wasm's memory is not shared, once {@link installSharedHeap} has run; undefined when it is. */
+export function sharedHeapReason(): string | undefined {
+  return installed === "" ? undefined : installed;
+}
+
 /** The wasm backend's memory when it is shared (installed and started), else null. */
 export function sharedHeap(be: { wasm: { HEAPF32: Float32Array; asm?: { memory?: WebAssembly.Memory } } }) {
   const memory = be.wasm.asm?.memory;
