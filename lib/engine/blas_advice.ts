@@ -15,7 +15,7 @@ import { simdGemmActive } from "./simd_gemm.ts";
  * OpenBLAS and without it (our SIMD product kernel on both cores; README, first section; 2026-12-04): the figures
  * {@link blasAdvice} quotes beside its own measurement.
  */
-export const MAIN_JOB_TRAINING = { withBlas: 105, withoutBlas: 42 } as const;
+export const MAIN_JOB_TRAINING = { withBlas: 105, withoutBlas: 57 } as const;
 
 /**
  * For a user whose products run on tfjs's stock kernels because no BLAS library was found: one
