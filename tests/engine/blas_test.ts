@@ -330,3 +330,30 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "blas: OpenBLAS's thread timeout is set only while the library loads; a user's value is kept",
+  ignore: NO_BLAS,
+  async fn() {
+    const code = `import { setBackend } from "${new URL("../../lib/engine/backend.ts", import.meta.url)}";
+const s = await setBackend("wasm", { quiet: true });
+console.log(JSON.stringify({ on: s.blas?.enabled, timeout: Deno.env.get("OPENBLAS_THREAD_TIMEOUT") ?? null }));`;
+    const run = async (env: Record<string, string>) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["eval", code],
+        cwd: new URL("../..", import.meta.url).pathname,
+        env,
+        clearEnv: true,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout).trim();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      return JSON.parse(text.split("\n").pop()!);
+    };
+    const path = { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "" };
+    // removed after the load, so that processes started later (the bench's PyTorch) do not inherit it
+    assert.deepEqual(await run(path), { on: true, timeout: null });
+    assert.deepEqual(await run({ ...path, OPENBLAS_THREAD_TIMEOUT: "7" }), { on: true, timeout: "7" });
+  },
+});
