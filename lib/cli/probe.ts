@@ -45,7 +45,8 @@ import { VisionTransformer } from "../model/vit.ts";
 
 const SPEC: CliSpec = {
   name: "probe",
-  summary: "Linear probe and kNN on frozen target-encoder features (average-pooled last-layer tokens),\n" +
+  summary: "Linear probe and kNN on frozen encoder features (average-pooled last-layer tokens; the target\n" +
+    "encoder of our files and official checkpoints, the context encoder of HuggingFace's),\n" +
     "beside a random-init encoder of the same shape and raw pixels, on the same label draws:\n" +
     "n-shot, 1% of the labels and all of them, mean and std over --seeds draws, on the test set.",
   flags: {
@@ -171,7 +172,8 @@ async function loadWeights(path: string): Promise<LoadedWeights> {
     import("../io/weights.ts"),
     import("../io/hf.ts"),
   ]);
-  // the probe reads the target encoder only (an encoder-only file, e.g. HuggingFace's, has no other)
+  // the probe reads the target encoder; a file holding one encoder (HuggingFace's: the context
+  // encoder) fills it with that one
   const { model, meta } = await loadModel(path, { parts: ["target_encoder"] });
   // HuggingFace's IJepaModel files hold the context encoder alone: say so rather than "target"
   const which = meta.layout === HF_LAYOUT
