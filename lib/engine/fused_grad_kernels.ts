@@ -53,14 +53,15 @@ export const biasGeluGrad: Spec = {
   outputs: (s) => [s.u, [s.u[s.u.length - 1]]],
   simd(k, x, [du, dbias], s) {
     const [R, F] = rowsCols(s.u);
-    // the rows' du on every thread, each share summing its columns into its own scratch (dropped),
-    // then dbias as the column sums of du on this thread: the same float64 sums, row by row, as the
-    // kernel's own, so the same bits whatever the split
-    const bias = x.bias ?? 0, y = x.y ?? 0, acc = k.scratch(8 * F * 8);
+    // the rows' du on every thread, each share summing its columns into scratch of its own
+    // (dropped), then dbias as the column sums of du on this thread: the same float64 sums, row by
+    // row, as the kernel's own, so the same bits whatever the split
+    const bias = x.bias ?? 0, y = x.y ?? 0, acc = k.scratch(12 * F * 8);
     let shares = 0;
     rowsCall(k, "ij_bias_gelu_grad", R, F, (r0, r1) => {
-      const off = 4 * r0 * F, mine = acc + 8 * F * Math.min(7, shares++);
-      return [x.dy + off, x.u + off, bias, y ? y + off : 0, du + off, dbias, mine, r1 - r0, F];
+      const off = 4 * r0 * F, s = Math.min(7, shares++);
+      const sums = r0 === 0 && r1 === R ? dbias : acc + 64 * F + 4 * F * s; // unsplit: dbias itself
+      return [x.dy + off, x.u + off, bias, y ? y + off : 0, du + off, sums, acc + 8 * F * s, r1 - r0, F];
     });
     if (shares > 1) k.f.ij_col_sum(du, dbias, acc, R, F);
   },

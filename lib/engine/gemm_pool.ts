@@ -219,28 +219,20 @@ export interface SharedCall {
   units: number;
   /** The arguments that compute units [u0, u1), pointers in bytes. */
   args(u0: number, u1: number): number[];
-  /**
-   * Split into equal shares whatever the threads' speeds: for functions whose shares are combined
-   * afterwards (column sums), so that the result depends on the thread count only.
-   */
-  equal?: boolean;
 }
 
 /**
  * Run `call` split between the main thread (through `local`, the same function on tfjs-wasm's
- * memory) and the workers, in place: only where tfjs-wasm's memory is shared. Returns the shares'
- * unit ranges, main thread's first, or null (nothing done) when there are no workers, the memory is
- * not shared, or `units` < `minUnits`.
+ * memory) and the workers, in place: only where tfjs-wasm's memory is shared. Shares follow the
+ * workers' learned speeds; every unit must be computed alike whoever computes it. Returns the
+ * shares' unit ranges, main thread's first, or null (nothing done) when there are no ready workers,
+ * the memory is not shared, or there are fewer than 2 units.
  */
-export function runShares(
-  call: SharedCall,
-  local: (args: number[]) => void,
-  minUnits = 2,
-): [number, number][] | null {
+export function runShares(call: SharedCall, local: (args: number[]) => void): [number, number][] | null {
   const workers = readyWorkers();
-  if (!enabled || !pool || !pool.inPlace || workers === 0 || call.units < Math.max(2, minUnits)) return null;
+  if (!enabled || !pool || !pool.inPlace || workers === 0 || call.units < 2) return null;
   const p = pool;
-  const weights = call.equal ? shareWeights().map(() => 1) : shareWeights();
+  const weights = shareWeights();
   const cuts = cutUnits(call.units, weights);
   const ranges = weights.map((_, s) => [cuts[s], cuts[s + 1]] as [number, number]);
   const busy = ranges.slice(1).map((r, w) => ({ r, w })).filter(({ r }) => r[1] > r[0]);
@@ -252,14 +244,12 @@ export function runShares(
   if (u1 > u0) local(call.args(u0, u1));
   const mainMs = performance.now() - started;
   waitFor(p, busy.map((b) => b.w));
-  if (!call.equal) {
-    const timed = busy.map(({ r, w }) => ({
-      w,
-      work: r[1] - r[0],
-      ms: Atomics.load(p.ctl, w * SLOTS + 3) / 1000,
-    }));
-    learnSpeeds(u1 - u0, mainMs, timed);
-  }
+  const timed = busy.map(({ r, w }) => ({
+    w,
+    work: r[1] - r[0],
+    ms: Atomics.load(p.ctl, w * SLOTS + 3) / 1000,
+  }));
+  learnSpeeds(u1 - u0, mainMs, timed);
   splitRuns++;
   return ranges;
 }
