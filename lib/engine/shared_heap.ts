@@ -18,6 +18,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { envSaysOff } from "./fused_simd.ts";
 
 /** The tfjs-wasm build that runs here (SIMD, not threaded), whose memory is made shared. */
 const SIMD_FILE = "tfjs-backend-wasm-simd.wasm";
@@ -68,15 +69,6 @@ export function shareMemory(bytes: Uint8Array): Uint8Array<ArrayBuffer> | string
   return "no memory section";
 }
 
-/** Whether `IJEPA_SHARED_HEAP` turns the shared heap off. */
-function wantedOff(): boolean {
-  try {
-    return ["off", "0", "false"].includes((Deno.env.get("IJEPA_SHARED_HEAP") ?? "").trim().toLowerCase());
-  } catch {
-    return false; // no --allow-env: the default
-  }
-}
-
 /**
  * Have tfjs-wasm load its SIMD build with a shared memory (once, before the backend starts; later
  * calls return the first answer). Returns undefined when installed, else why not (tfjs then loads
@@ -89,7 +81,7 @@ export async function installSharedHeap(): Promise<string | undefined> {
 }
 
 async function install(): Promise<string | undefined> {
-  if (wantedOff()) return "IJEPA_SHARED_HEAP=off";
+  if (envSaysOff("IJEPA_SHARED_HEAP")) return "IJEPA_SHARED_HEAP=off";
   if (typeof SharedArrayBuffer === "undefined") return "no SharedArrayBuffer here";
   const { setWasmPaths } = await import("@tensorflow/tfjs-backend-wasm");
   const dist = (f: string) => new URL(import.meta.resolve(`@tensorflow/tfjs-backend-wasm/dist/${f}`));

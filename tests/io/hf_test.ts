@@ -345,15 +345,17 @@ Deno.test("hf: the released models' shapes give their configs (header only, no w
   assertEquals((await describeHf(st, "model.safetensors")).config.imageSize, 448);
 });
 
+/** The fixture's context encoder as HuggingFace's model.safetensors and config.json in `dir`. */
+async function writeHfFolder(dir: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  await writeSafetensors(`${dir}/model.safetensors`, await fixtureAsHf(), { format: "pt" });
+  await Deno.writeTextFile(`${dir}/config.json`, hfConfigJson({ hidden_size: 24, num_attention_heads: 2 }));
+}
+
 Deno.test("cli embed: a HuggingFace IJepaModel file beside its config.json gives the context encoder's features", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ijepa_hf_" });
   try {
-    await Deno.mkdir(`${dir}/hf`);
-    await writeSafetensors(`${dir}/hf/model.safetensors`, await fixtureAsHf(), { format: "pt" });
-    await Deno.writeTextFile(
-      `${dir}/hf/config.json`,
-      hfConfigJson({ hidden_size: 24, num_attention_heads: 2 }),
-    );
+    await writeHfFolder(`${dir}/hf`);
     const { PNG } = await import("pngjs");
     await Deno.mkdir(`${dir}/imgs`);
     for (const [name, v] of [["a.png", 40], ["b.png", 200]] as const) {
@@ -398,12 +400,7 @@ Deno.test("cli embed: a HuggingFace IJepaModel file beside its config.json gives
 Deno.test("cli probe: a HuggingFace IJepaModel file is probed as the encoder it holds", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ijepa_hf_probe_" });
   try {
-    await Deno.mkdir(`${dir}/hf`);
-    await writeSafetensors(`${dir}/hf/model.safetensors`, await fixtureAsHf(), { format: "pt" });
-    await Deno.writeTextFile(
-      `${dir}/hf/config.json`,
-      hfConfigJson({ hidden_size: 24, num_attention_heads: 2 }),
-    );
+    await writeHfFolder(`${dir}/hf`);
     // two classes told apart by brightness: a trained or random encoder both separate them
     const { PNG } = await import("pngjs");
     for (const [cls, base] of [["dark", 30], ["light", 210]] as const) {
