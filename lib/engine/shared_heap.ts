@@ -89,6 +89,10 @@ async function install(): Promise<string | undefined> {
   if (simd.protocol !== "file:") return `tfjs-wasm's files are not local (${simd.href})`;
   const patched = shareMemory(await Deno.readFile(simd));
   if (typeof patched === "string") return `tfjs-wasm's ${SIMD_FILE}: ${patched}`;
+  // an engine that cannot make the memory shared would fail tfjs's start: load the file as it is then
+  if (!WebAssembly.validate(patched)) {
+    return `this engine does not validate ${SIMD_FILE} with a shared memory`;
+  }
   // tfjs fetches a path through its platform when told to; serve ours from memory, pass the rest on
   const platform = tf.env().platform as unknown as {
     fetch: (path: string, init?: RequestInit) => Promise<Response>;
@@ -112,10 +116,4 @@ async function install(): Promise<string | undefined> {
 /** Why tfjs-wasm's memory is not shared, once {@link installSharedHeap} has run; undefined when it is. */
 export function sharedHeapReason(): string | undefined {
   return installed === "" ? undefined : installed;
-}
-
-/** The wasm backend's memory when it is shared (installed and started), else null. */
-export function sharedHeap(be: { wasm: { HEAPF32: Float32Array; asm?: { memory?: WebAssembly.Memory } } }) {
-  const memory = be.wasm.asm?.memory;
-  return memory instanceof WebAssembly.Memory && memory.buffer instanceof SharedArrayBuffer ? memory : null;
 }
