@@ -240,7 +240,11 @@ function describe(lib: BlasLib): string {
     const build = s.openblas_get_parallel
       ? ["serial", "pthreads", "OpenMP"][s.openblas_get_parallel()] ?? "unknown threading"
       : "";
-    const core = s.openblas_get_corename ? cstr(s.openblas_get_corename()) : "";
+    let core = s.openblas_get_corename ? cstr(s.openblas_get_corename()) : "";
+    // a kernel family forced by the environment can be far slower than the library's own pick (on
+    // this build machine, Haswell's AVX2 kernels run the step's products at half the speed of the
+    // AVX-512 ones OpenBLAS 0.3.21 picks itself), so the line says where it came from
+    if (core && readEnv("OPENBLAS_CORETYPE")) core += " as OPENBLAS_CORETYPE says";
     const details = [core, build].filter(Boolean).join(", ");
     return details ? `${version} (${details})` : version;
   }

@@ -8,6 +8,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { attentionBackward, attentionForward } from "./fused_attention.ts";
 import { runFused } from "./fused_kernels.ts";
 import { keepForBackward } from "./fused_save.ts";
 import { need } from "./fused_mode.ts";
@@ -102,11 +103,9 @@ export function fusedBlock(x: tf.Tensor2D, weights: readonly tf.Tensor[], s: Blo
     const xx = args[0] as tf.Tensor2D;
     const [g1, b1n, wqkv, bqkv, wproj, bproj, g2, b2n, w1, b1, w2, b2] = args.slice(1, 13) as tf.Tensor2D[];
     const [h1, st1] = runFused("IjLayerNorm", { x: xx, gamma: g1, beta: b1n }, { eps }) as tf.Tensor2D[]; // [R, D]
-    const qkv = matMul(h1, wqkv); // [R, 3D], bias added by the split
-    const [q, k, v] = runFused("IjSplitHeads", { qkv, bias: bqkv }, { ...heads, scale }) as tf.Tensor3D[]; // [B*H, T, hd]
-    const sc = matMul(q, k, false, true); // [B*H, T, T]
-    const p = runFused("IjSoftmax", { s: sc, keyBias }, { heads: H }) as tf.Tensor3D; // [B*H, T, T]
-    const o = runFused("IjHeadsToRows", { x: matMul(p, v) }, { heads: H }) as tf.Tensor2D; // [R, D]
+    const qkv = matMul(h1, wqkv); // [R, 3D], bias added by the attention
+    const att = attentionForward(qkv, bqkv, keyBias, heads, scale);
+    const o = att.o; // [R, D]
     const x1 = runFused("IjResidual", { x: xx, y: matMul(o, wproj), bias: bproj }) as tf.Tensor2D; // [R, D]
     const [h2, st2] = runFused("IjLayerNorm", { x: x1, gamma: g2, beta: b2n }, { eps }) as tf.Tensor2D[];
     const u = matMul(h2, w1); // [R, F], bias added inside the GELU
@@ -118,14 +117,16 @@ export function fusedBlock(x: tf.Tensor2D, weights: readonly tf.Tensor[], s: Blo
     const ws = [g1, wqkv, wproj, g2, w1, b1, w2];
     const wIdx = [0, 2, 4, 6, 8, 9, 10]; // their places in `weights` (BLOCK_PARAMS order)
     const wSaved = ws.filter((_, i) => !(weights[wIdx[i]] instanceof tf.Variable));
-    const take = keepForBackward(save, [xx, ...wSaved], [st1, h1, q, k, v, p, o, x1, st2, h2, u, m]);
+    const nAtt = att.saved.length;
+    const take = keepForBackward(save, [xx, ...wSaved], [st1, h1, o, x1, st2, h2, u, m, ...att.saved]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const kept = take();
         const grads = tf.tidy(() => {
           const sx = saved[0] as tf.Tensor2D;
-          const [sst1, sh1, sq, sk, sv, sp, so, sx1, sst2, sh2, su, sm] = kept as tf.Tensor2D[];
+          const [sst1, sh1, so, sx1, sst2, sh2, su, sm] = kept as tf.Tensor2D[];
+          const sAtt = kept.slice(kept.length - nAtt);
           let next = 1;
           const w = (i: number) =>
             (weights[wIdx[i]] instanceof tf.Variable ? weights[wIdx[i]] : saved[next++]) as tf.Tensor2D;
@@ -145,16 +146,8 @@ export function fusedBlock(x: tf.Tensor2D, weights: readonly tf.Tensor[], s: Blo
           // attention
           const dbproj = runFused("IjColSum", { x: dx1 }) as tf.Tensor;
           const dwproj = matMul(so, dx1, true, false); // [D, D]
-          const dO = runFused("IjRowsToHeads", { x: matMul(dx1, swproj, false, true) }, heads) as tf.Tensor3D; // [B*H, T, hd]
-          const dv = matMul(sp as unknown as tf.Tensor3D, dO, true, false); // [B*H, T, hd]
-          const dp = matMul(dO, sv as unknown as tf.Tensor3D, false, true); // [B*H, T, T]
-          const ds = runFused("IjSoftmaxGrad", { p: sp, dp }) as tf.Tensor3D; // [B*H, T, T]
-          const dq = matMul(ds, sk as unknown as tf.Tensor3D); // [B*H, T, hd], for the scaled q
-          const dk = matMul(ds, sq as unknown as tf.Tensor3D, true, false); // [B*H, T, hd]
-          const [dqkv, dbqkv] = runFused("IjMergeHeads", { dq, dk, dv }, {
-            heads: H,
-            scale,
-          }) as tf.Tensor2D[]; // [R, 3D]
+          const dO = matMul(dx1, swproj, false, true); // [R, D]
+          const [dqkv, dbqkv] = attentionBackward(dO, sAtt, heads, scale); // [R, 3D], [3D]
           const dwqkv = matMul(sh1, dqkv, true, false); // [D, 3D]
           const dh1 = matMul(dqkv, swqkv, false, true); // [R, D]
           const [dx, dg1, db1n] = runFused(

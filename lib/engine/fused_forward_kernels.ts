@@ -230,7 +230,7 @@ export const biasAdd: Spec = {
   outputs: (s) => [s.x],
   simd(k, x, [out], s) {
     const [R, D] = rowsCols(s.x);
-    k.f.ij_residual(x.x, 0, x.bias, out, R, D);
+    rowsCall(k, "ij_residual", R, D, (r0, r1) => [x.x + 4 * r0 * D, 0, x.bias, out + 4 * r0 * D, r1 - r0, D]);
   },
   run({ x, bias }, [out], s) {
     const [R, D] = rowsCols(s.x);

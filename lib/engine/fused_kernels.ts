@@ -32,6 +32,8 @@
  * | `IjBiasAdd` | x [R,C], bias [C] | x + bias |
  * | `IjColSum` | x [R,C] | column sums [C] |
  * | `IjSmoothL1` / `IjSmoothL1Grad` | d / (d, dy) | smooth-L1(d) / dy * clamp(d, -1, 1) |
+ * | `IjAttention` | qkv [R,3D] (bias added), keyBias [B,1,T]? | o [R,D], p [B*H,T,T] (not on webgpu) |
+ * | `IjAttentionGrad` | qkv, p, dout [R,D] | dqkv [R,3D], ds [B*H,T,T] (not on webgpu) |
  *
  * Sums over rows (bias and LayerNorm parameter gradients) accumulate in float64. The kernels live in
  * fused_forward_kernels.ts and fused_grad_kernels.ts (WGSL: fused_webgpu.ts), the SIMD module's
@@ -50,6 +52,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { attention, attentionGrad } from "./fused_attention_kernels.ts";
 import * as forward from "./fused_forward_kernels.ts";
 import * as grad from "./fused_grad_kernels.ts";
 import { type Attrs, cpuKernel, type Spec, wasmKernel } from "./fused_spec.ts";
@@ -72,7 +75,11 @@ const SPECS: Record<string, Spec> = {
   IjColSum: grad.colSum,
   IjSmoothL1: forward.smoothL1,
   IjSmoothL1Grad: grad.smoothL1Grad,
+  IjAttention: attention,
+  IjAttentionGrad: attentionGrad,
 };
+/** Kernels with no WGSL twin: webgpu runs attention through the head-layout kernels instead. */
+const NOT_ON_WEBGPU = new Set(["IjAttention", "IjAttentionGrad"]);
 
 /** The names of the kernels in this file. */
 export type FusedKernelName = keyof typeof SPECS;
@@ -110,7 +117,9 @@ export function registerFusedKernels(): void {
 export function fusedKernelsAvailable(): boolean {
   const b = tf.getBackend();
   return (b === "wasm" || b === "cpu" || b === "webgpu") &&
-    Object.keys(SPECS).every((name) => tf.getKernel(name, b) !== undefined);
+    Object.keys(SPECS).every((name) =>
+      tf.getKernel(name, b) !== undefined || (b === "webgpu" && NOT_ON_WEBGPU.has(name))
+    );
 }
 
 /**

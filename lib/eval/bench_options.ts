@@ -228,12 +228,16 @@ export interface TorchResult {
   setup: string;
   /** The BLAS / OpenMP library files the Python process mapped. */
   libraries: string[];
+  /** The kernel family each OpenBLAS it mapped runs (e.g. Haswell, Cooperlake). */
+  blasCores?: string[];
 }
 
 /** One way to run PyTorch here: a name for the report and the environment it needs. */
 export interface TorchSetup {
   name: string;
   env: Record<string, string>;
+  /** Variables of this process's environment the run does without (e.g. OPENBLAS_CORETYPE). */
+  unset?: string[];
   /** CUDA instead of the CPU, optionally with bf16 autocast (as the official code trains). */
   device?: "cuda";
   autocast?: "bf16";

@@ -111,7 +111,10 @@ export function formatReport(r: BenchResult, prev?: BenchResult): string {
         `${fix(r.torch.medianMs, 0)} ms per step, peak RSS ${fix(r.torch.peakRssBytes / GiB, 2)} GiB, ` +
         `tokens ${avgTokens(r.torch.tokens)}`,
     );
-    if (r.torch.libraries?.length) lines.push(`  torch loaded: ${r.torch.libraries.join(", ")}`);
+    if (r.torch.libraries?.length) {
+      const cores = r.torch.blasCores?.length ? ` (OpenBLAS kernels: ${r.torch.blasCores.join(", ")})` : "";
+      lines.push(`  torch loaded: ${r.torch.libraries.join(", ")}${cores}`);
+    }
     const off = r.torch.official;
     if (off) {
       const gap = r.torch.medianMs / off.medianMs;
@@ -126,6 +129,12 @@ export function formatReport(r: BenchResult, prev?: BenchResult): string {
         `ours (${cols[0].label}) / PyTorch: ${fix(r.torch.ratio, 2)}x img/s on the same masks ` +
           `(tokens ours ${avgTokens(ours.tokens)}, PyTorch ${avgTokens(r.torch.tokens)})`,
       );
+      if (r.torch.setup.includes("own kernel choice")) {
+        lines.push(
+          `  PyTorch's best ran without this environment's OPENBLAS_CORETYPE, ours with it: for like with like, ` +
+            `run the bench as env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE deno task bench ...`,
+        );
+      }
     }
     for (const [sh, t] of Object.entries(r.torch.shapes ?? {})) {
       lines.push(

@@ -64,12 +64,33 @@ function kernelCases(): {
     { name: "IjColSum", inputs: { x: [[R, 8], 21] }, attrs: {} },
     { name: "IjSmoothL1", inputs: { d: [[R, F], 22] }, attrs: {} },
     { name: "IjSmoothL1Grad", inputs: { d: [[R, F], 22], dy: [[R, F], 23] }, attrs: {} },
+    // attention: hd 3 (all scalar tails), 5 tokens (one block of 4 keys and a tail), with and without
+    // a key bias; hd 22 (one 16-wide chunk, one of 4, a scalar tail)
+    ...[3, 22].flatMap((d): ReturnType<typeof kernelCases> => {
+      const a = { batch: B, tokens: T, heads: H, scale: 1 / Math.sqrt(d) };
+      return [
+        {
+          name: "IjAttention",
+          inputs: { qkv: [[B * T, 3 * H * d], 24], keyBias: [[B, 1, T], -1] } as Record<
+            string,
+            [number[], number]
+          >,
+          attrs: a,
+        },
+        { name: "IjAttention", inputs: { qkv: [[B * T, 3 * H * d], 24] }, attrs: a },
+        {
+          name: "IjAttentionGrad",
+          inputs: { qkv: [[B * T, 3 * H * d], 24], p: [[B * H, T, T], -5], dout: [[B * T, H * d], 25] },
+          attrs: a,
+        },
+      ];
+    }),
   ];
 }
 
 /**
  * Input values by seed; some are special: 0 = LayerNorm stats, -1 = key padding, -2 = probabilities,
- * -3 = positive, -4 = the GELU of seeds 6 and 7.
+ * -3 = positive, -4 = the GELU of seeds 6 and 7, -5 = attention weights (rows summing to 1).
  */
 function inputValues(shape: number[], seed: number, stats?: Float32Array): Float32Array {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -77,6 +98,14 @@ function inputValues(shape: number[], seed: number, stats?: Float32Array): Float
   if (seed === -1) return Float32Array.from({ length: n }, (_, i) => (i % 4 === 3 ? -1e9 : 0));
   if (seed === -2) return randn(n, 40).map((v) => Math.exp(v) / 10);
   if (seed === -3) return randn(n, 41).map((v) => v * v);
+  if (seed === -5) { // rows of attention weights: positive, summing to 1
+    const e = randn(n, 42).map(Math.exp), T = shape[shape.length - 1];
+    for (let r = 0; r < n; r += T) {
+      const sum = e.subarray(r, r + T).reduce((a, b) => a + b, 0);
+      for (let j = r; j < r + T; j++) e[j] /= sum;
+    }
+    return e;
+  }
   if (seed === -4) { // gelu(u + bias) for u and bias of seeds 6 and 7, as IjBiasGelu gives it
     const u = inputValues(shape, 6), bias = inputValues([shape[1]], 7);
     return u.map((x, i) => {

@@ -55,6 +55,17 @@ function cases(): {
     { name: "IjSoftmax", inputs: { s: [B * H, T, T], keyBias: [B, 1, T] }, attrs: { heads: H } },
     { name: "IjSoftmaxGrad", inputs: { p: [R, F], dp: [R, F] }, attrs: {} },
     { name: "IjResidual", inputs: { x: [R, F], y: [R, F], bias: [F] }, attrs: {} },
+    { name: "IjBiasAdd", inputs: { x: [R, F], bias: [F] }, attrs: {} },
+    {
+      name: "IjAttention",
+      inputs: { qkv: [B * T, 3 * D], keyBias: [B, 1, T] },
+      attrs: { batch: B, tokens: T, heads: H, scale: 0.3 },
+    },
+    {
+      name: "IjAttentionGrad",
+      inputs: { qkv: [B * T, 3 * D], p: [B * H, T, T], dout: [B * T, D] },
+      attrs: { batch: B, tokens: T, heads: H, scale: 0.3 },
+    },
   ];
 }
 

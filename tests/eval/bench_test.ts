@@ -2,7 +2,7 @@
 // (lib/eval/bench_torch.ts); tests/cli/bench_test.ts runs the task itself.
 import { assert, assertEquals, assertThrows } from "../_assert.ts";
 import { benchOptions } from "../../lib/eval/bench_options.ts";
-import { torchAvailable, torchSetups } from "../../lib/eval/bench_torch.ts";
+import { childEnv, torchAvailable, torchSetups } from "../../lib/eval/bench_torch.ts";
 
 Deno.test("bench: unknown backends and rows are errors that list the known ones", () => {
   assertThrows(
@@ -53,12 +53,37 @@ Deno.test("bench: --vs-torch tries each OpenBLAS build here, unless the environm
       : undefined),
   );
   assertEquals(all, [{ name: "as configured by the environment", env: {} }]);
+  // a forced OpenBLAS kernel family is tried as set and without it (with OPENBLAS_L2_SIZE, its pair)
+  const forced = torchSetups(2, (k) => (k === "OPENBLAS_CORETYPE" ? "Haswell" : undefined));
+  assertEquals(forced.length, setups.length * 2);
+  assertEquals(forced.filter((s) => s.unset).length, setups.length);
+  for (const s of forced) {
+    if (s.unset) {
+      assertEquals(s.unset, ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"]);
+      assert(s.name.endsWith("OpenBLAS's own kernel choice"), s.name);
+    } else assert(s.name.endsWith("OPENBLAS_CORETYPE=Haswell"), s.name);
+  }
   assertThrows(() => benchOptions({ official: "/tmp" }), Error, "--official needs --vs-torch");
   assertThrows(
     () => benchOptions({ vsTorch: true, official: "/no/such/dir" }),
     Error,
     "expects a checkout of facebookresearch/ijepa",
   );
+});
+
+Deno.test("bench: a PyTorch setup's child environment drops what the setup unsets", () => {
+  assertEquals(childEnv({ name: "a", env: { X: "1" } }), { env: { X: "1" } });
+  const key = "IJEPA_BENCH_TEST_UNSET";
+  Deno.env.set(key, "yes");
+  try {
+    const c = childEnv({ name: "b", env: { OPENBLAS_NUM_THREADS: "1" }, unset: [key] });
+    assertEquals(c.clearEnv, true);
+    assertEquals(c.env[key], undefined);
+    assertEquals(c.env.OPENBLAS_NUM_THREADS, "1");
+    assertEquals(c.env.PATH, Deno.env.get("PATH"));
+  } finally {
+    Deno.env.delete(key);
+  }
 });
 
 Deno.test("bench: --device says where PyTorch runs; cuda needs --vs-torch", () => {

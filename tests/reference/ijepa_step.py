@@ -24,6 +24,7 @@ tests/reference/official_step.py times the official modules on the same input wi
 """
 
 import contextlib
+import ctypes
 import json
 import sys
 import time
@@ -59,6 +60,20 @@ def loaded_libraries() -> list:
     return sorted(found)
 
 
+def blas_cores() -> list:
+    """What OpenBLAS says it runs on, for each OpenBLAS this process has mapped: its kernel family
+    (e.g. Haswell or Cooperlake), which OPENBLAS_CORETYPE can force."""
+    cores = []
+    for path in loaded_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            cores.append(lib.openblas_get_corename().decode())
+        except (OSError, AttributeError):
+            continue
+    return sorted(set(cores))
+
+
 def time_steps(step, batches, spec: dict, B: int) -> dict:
     """Run `step(ctx, tgt)` over the mask batches: spec's warm-up steps, then its timed runs. Returns
     the JSON summary both reference scripts print."""
@@ -84,6 +99,7 @@ def time_steps(step, batches, spec: dict, B: int) -> dict:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "libraries": loaded_libraries(),
+        "blas_cores": blas_cores(),
     }
 
 

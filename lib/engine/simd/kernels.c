@@ -270,6 +270,39 @@ void ij_layer_norm_grad(const float* dy, const float* x, const float* stats, con
   }
 }
 
+// Softmax of one row of Tk scores sr, plus bias (may be 0), into yr (may be sr itself).
+static inline void softmax_row(const float* sr, const float* bias, float* yr, int Tk) {
+  f4 mx = SPLAT(-3.0e38f);
+  int j = 0;
+  for (; j + 4 <= Tk; j += 4) {
+    f4 v = LOAD(sr + j);
+    if (bias) v = ADD(v, LOAD(bias + j));
+    STORE(yr + j, v);
+    mx = wasm_f32x4_pmax(mx, v);
+  }
+  float m = hmax(mx);
+  for (; j < Tk; j++) {
+    float v = sr[j] + (bias ? bias[j] : 0.f);
+    yr[j] = v;
+    if (v > m) m = v;
+  }
+  f4 m4 = SPLAT(m), sum4 = SPLAT(0.f);
+  for (j = 0; j + 4 <= Tk; j += 4) {
+    f4 e = expneg4(SUB(LOAD(yr + j), m4));
+    STORE(yr + j, e);
+    sum4 = ADD(sum4, e);
+  }
+  float sum = hsum(sum4);
+  for (; j < Tk; j++) {
+    float e = expneg1(yr[j] - m);
+    yr[j] = e;
+    sum += e;
+  }
+  f4 inv = SPLAT(1.f / sum);
+  for (j = 0; j + 4 <= Tk; j += 4) STORE(yr + j, MUL(LOAD(yr + j), inv));
+  for (; j < Tk; j++) yr[j] *= 1.f / sum;
+}
+
 // Softmax over the last axis of s [BH, T, Tk] plus keyBias [B, 1, Tk] (may be 0), where batch
 // bh reads bias row bh / H.
 void ij_softmax(const float* s, const float* kb, float* y, int BH, int T, int Tk, int H) {
@@ -277,37 +310,7 @@ void ij_softmax(const float* s, const float* kb, float* y, int BH, int T, int Tk
     const float* bias = kb ? kb + (size_t)(bh / H) * Tk : 0;
     for (int t = 0; t < T; t++) {
       size_t o = ((size_t)bh * T + t) * Tk;
-      const float* sr = s + o;
-      float* yr = y + o;
-      f4 mx = SPLAT(-3.0e38f);
-      int j = 0;
-      for (; j + 4 <= Tk; j += 4) {
-        f4 v = LOAD(sr + j);
-        if (bias) v = ADD(v, LOAD(bias + j));
-        STORE(yr + j, v);
-        mx = wasm_f32x4_pmax(mx, v);
-      }
-      float m = hmax(mx);
-      for (; j < Tk; j++) {
-        float v = sr[j] + (bias ? bias[j] : 0.f);
-        yr[j] = v;
-        if (v > m) m = v;
-      }
-      f4 m4 = SPLAT(m), sum4 = SPLAT(0.f);
-      for (j = 0; j + 4 <= Tk; j += 4) {
-        f4 e = expneg4(SUB(LOAD(yr + j), m4));
-        STORE(yr + j, e);
-        sum4 = ADD(sum4, e);
-      }
-      float sum = hsum(sum4);
-      for (; j < Tk; j++) {
-        float e = expneg1(yr[j] - m);
-        yr[j] = e;
-        sum += e;
-      }
-      f4 inv = SPLAT(1.f / sum);
-      for (j = 0; j + 4 <= Tk; j += 4) STORE(yr + j, MUL(LOAD(yr + j), inv));
-      for (; j < Tk; j++) yr[j] *= 1.f / sum;
+      softmax_row(s + o, bias, y + o, Tk);
     }
   }
 }
@@ -456,4 +459,210 @@ void ij_ema(const float* t, const float* c, float* out, int n, float momentum, f
   int i = 0;
   for (; i + 4 <= n; i += 4) STORE(out + i, ADD(MUL(M, LOAD(t + i)), MUL(K, LOAD(c + i))));
   for (; i < n; i++) out[i] = momentum * t[i] + rest * c[i];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention, fused: one (example, head) pair at a time, its q, k and v read where the QKV product
+// left them (columns of the rows [B*T, 3D]) and its output written into the rows [B*T, D], so no
+// head-layout copies, and the T x T scores of a pair stay in cache between the products and the
+// softmax. Pairs are independent: a caller may split [bh0, bh1) between threads.
+
+// c + a * b, fused where the module is built with relaxed SIMD (as gemm.c's micro-kernel).
+#ifdef IJ_FMA
+typedef float f32x4_t __attribute__((__vector_size__(16)));
+#define MADD(c, a, b) \
+  ((f4)__builtin_wasm_relaxed_madd_f32x4((f32x4_t)(a), (f32x4_t)(b), (f32x4_t)(c)))
+#else
+#define MADD(c, a, b) ADD(c, MUL(a, b))
+#endif
+
+// The lanes of a0, a1, a2 and a3 summed, as one vector (a0's sum, a1's, a2's, a3's).
+static inline f4 sum4x4(f4 a0, f4 a1, f4 a2, f4 a3) {
+  f4 s01 = ADD(wasm_i32x4_shuffle(a0, a1, 0, 4, 1, 5), wasm_i32x4_shuffle(a0, a1, 2, 6, 3, 7));
+  f4 s23 = ADD(wasm_i32x4_shuffle(a2, a3, 0, 4, 1, 5), wasm_i32x4_shuffle(a2, a3, 2, 6, 3, 7));
+  return ADD(wasm_i32x4_shuffle(s01, s23, 0, 1, 4, 5), wasm_i32x4_shuffle(s01, s23, 2, 3, 6, 7));
+}
+
+static inline float dot1(const float* a, const float* b, int hd) {
+  f4 acc = SPLAT(0.f);
+  int d = 0;
+  for (; d + 4 <= hd; d += 4) acc = MADD(acc, LOAD(a + d), LOAD(b + d));
+  float t = hsum(acc);
+  for (; d < hd; d++) t += a[d] * b[d];
+  return t;
+}
+
+// Two rows at once (a and b, which may be the same row): out_a[j] = scale * (a . rows_j), likewise
+// out_b, over hd floats, for n rows rs floats apart. Keys 4 at a time: 8 accumulators, each key
+// vector loaded once for both rows.
+static inline void row_dots2(const float* a, const float* b, const float* rows, int rs, int n, int hd,
+                             float* out_a, float* out_b, float scale) {
+  const f4 sc = SPLAT(scale);
+  const int hd4 = hd & ~3;
+  int j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const float* r0 = rows + (size_t)j * rs;
+    const float* r1 = r0 + rs;
+    const float* r2 = r1 + rs;
+    const float* r3 = r2 + rs;
+    f4 a0 = SPLAT(0.f), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    for (int d = 0; d < hd4; d += 4) {
+      f4 x = LOAD(a + d), y = LOAD(b + d), k;
+      k = LOAD(r0 + d);
+      a0 = MADD(a0, x, k);
+      b0 = MADD(b0, y, k);
+      k = LOAD(r1 + d);
+      a1 = MADD(a1, x, k);
+      b1 = MADD(b1, y, k);
+      k = LOAD(r2 + d);
+      a2 = MADD(a2, x, k);
+      b2 = MADD(b2, y, k);
+      k = LOAD(r3 + d);
+      a3 = MADD(a3, x, k);
+      b3 = MADD(b3, y, k);
+    }
+    f4 sa = sum4x4(a0, a1, a2, a3), sb = sum4x4(b0, b1, b2, b3);
+    for (int d = hd4; d < hd; d++) {
+      f4 k = wasm_f32x4_make(r0[d], r1[d], r2[d], r3[d]);
+      sa = MADD(sa, SPLAT(a[d]), k);
+      sb = MADD(sb, SPLAT(b[d]), k);
+    }
+    STORE(out_a + j, MUL(sa, sc));
+    STORE(out_b + j, MUL(sb, sc));
+  }
+  for (; j < n; j++) {
+    const float* r = rows + (size_t)j * rs;
+    out_a[j] = dot1(a, r, hd) * scale;
+    out_b[j] = dot1(b, r, hd) * scale;
+  }
+}
+
+// Two weight rows at once (wa and wb, which may be the same): out_a[d] = sum over j < n of
+// wa[j * ws] * rows_j[d], likewise out_b, d < hd, rows rs floats apart. 16 columns at a time:
+// 8 accumulators, each row vector loaded once for both outputs.
+static inline void weighted_rows2(const float* wa, const float* wb, int ws, const float* rows, int rs,
+                                  int n, int hd, float* out_a, float* out_b) {
+  int d = 0;
+  for (; d + 16 <= hd; d += 16) {
+    f4 a0 = SPLAT(0.f), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    for (int j = 0; j < n; j++) {
+      const float* r = rows + (size_t)j * rs + d;
+      f4 x = SPLAT(wa[(size_t)j * ws]), y = SPLAT(wb[(size_t)j * ws]), v;
+      v = LOAD(r);
+      a0 = MADD(a0, x, v);
+      b0 = MADD(b0, y, v);
+      v = LOAD(r + 4);
+      a1 = MADD(a1, x, v);
+      b1 = MADD(b1, y, v);
+      v = LOAD(r + 8);
+      a2 = MADD(a2, x, v);
+      b2 = MADD(b2, y, v);
+      v = LOAD(r + 12);
+      a3 = MADD(a3, x, v);
+      b3 = MADD(b3, y, v);
+    }
+    STORE(out_a + d, a0);
+    STORE(out_a + d + 4, a1);
+    STORE(out_a + d + 8, a2);
+    STORE(out_a + d + 12, a3);
+    STORE(out_b + d, b0);
+    STORE(out_b + d + 4, b1);
+    STORE(out_b + d + 8, b2);
+    STORE(out_b + d + 12, b3);
+  }
+  for (; d + 4 <= hd; d += 4) {
+    f4 a0 = SPLAT(0.f), b0 = a0;
+    for (int j = 0; j < n; j++) {
+      f4 v = LOAD(rows + (size_t)j * rs + d);
+      a0 = MADD(a0, SPLAT(wa[(size_t)j * ws]), v);
+      b0 = MADD(b0, SPLAT(wb[(size_t)j * ws]), v);
+    }
+    STORE(out_a + d, a0);
+    STORE(out_b + d, b0);
+  }
+  for (; d < hd; d++) {
+    float ta = 0.f, tb = 0.f;
+    for (int j = 0; j < n; j++) {
+      float v = rows[(size_t)j * rs + d];
+      ta += wa[(size_t)j * ws] * v;
+      tb += wb[(size_t)j * ws] * v;
+    }
+    out_a[d] = ta;
+    out_b[d] = tb;
+  }
+}
+
+// ds row = scale * p * (dp - rowsum(dp * p)), dp given in ds (in place), T entries.
+static inline void score_grad_row(const float* pr, float* sr, int T, float scale) {
+  f4 d4 = SPLAT(0.f);
+  int j = 0;
+  for (; j + 4 <= T; j += 4) d4 = MADD(d4, LOAD(sr + j), LOAD(pr + j));
+  float dot = hsum(d4);
+  for (; j < T; j++) dot += sr[j] * pr[j];
+  const f4 dt = SPLAT(dot), sc = SPLAT(scale);
+  for (j = 0; j + 4 <= T; j += 4) STORE(sr + j, MUL(MUL(LOAD(pr + j), SUB(LOAD(sr + j), dt)), sc));
+  for (; j < T; j++) sr[j] = pr[j] * (sr[j] - dot) * scale;
+}
+
+// Forward, pairs bh in [bh0, bh1) (b = bh / H, h = bh % H), with q, k, v the columns h*hd.. of the
+// q, k and v thirds of qkv [B*T, 3D] (QKV bias already added), D = H*hd:
+//   p[bh] = softmax(scale * q k^T + kb[b]) [T, T];  o[b*T + i, h*hd ..] = (p[bh] v)[i]
+// kb [B, T] may be 0 (no key bias). Query rows two at a time (the last one twice when T is odd).
+void ij_attention(const float* qkv, const float* kb, float* p, float* o, int bh0, int bh1, int T,
+                  int H, int hd, float scale) {
+  const int D = H * hd, W = 3 * D;
+  for (int bh = bh0; bh < bh1; bh++) {
+    const int b = bh / H, h = bh % H;
+    const float* q = qkv + (size_t)b * T * W + h * hd;
+    const float* k = q + D;
+    const float* v = q + 2 * D;
+    const float* bias = kb ? kb + (size_t)b * T : 0;
+    float* pm = p + (size_t)bh * T * T;
+    float* om = o + (size_t)b * T * D + h * hd;
+    for (int i = 0; i < T; i += 2) {
+      const int i1 = i + 1 < T ? i + 1 : i;
+      float* ra = pm + (size_t)i * T;
+      float* rb = pm + (size_t)i1 * T;
+      row_dots2(q + (size_t)i * W, q + (size_t)i1 * W, k, W, T, hd, ra, rb, scale);
+      softmax_row(ra, bias, ra, T);
+      if (i1 != i) softmax_row(rb, bias, rb, T);
+      weighted_rows2(ra, rb, 1, v, W, T, hd, om + (size_t)i * D, om + (size_t)i1 * D);
+    }
+  }
+}
+
+// Backward of ij_attention for pairs [bh0, bh1), given dout = dL/do [B*T, D]: writes the pair's
+// columns of dqkv [B*T, 3D] (dq, dk, dv; no bias gradient, which is their column sum) and uses
+// ds [B*H, T, T] as room for the score gradient scale * p * (dp - rowsum(dp * p)), dp = dout v^T.
+void ij_attention_grad(const float* qkv, const float* p, const float* dout, float* dqkv, float* ds,
+                       int bh0, int bh1, int T, int H, int hd, float scale) {
+  const int D = H * hd, W = 3 * D;
+  for (int bh = bh0; bh < bh1; bh++) {
+    const int b = bh / H, h = bh % H;
+    const size_t row0 = (size_t)b * T;
+    const float* q = qkv + row0 * W + h * hd;
+    const float* k = q + D;
+    const float* v = q + 2 * D;
+    const float* dO = dout + row0 * D + h * hd;
+    float* dq = dqkv + row0 * W + h * hd;
+    float* dk = dq + D;
+    float* dv = dq + 2 * D;
+    const float* pm = p + (size_t)bh * T * T;
+    float* sm = ds + (size_t)bh * T * T;
+    for (int i = 0; i < T; i += 2) {
+      const int i1 = i + 1 < T ? i + 1 : i;
+      float* sa = sm + (size_t)i * T;
+      float* sb = sm + (size_t)i1 * T;
+      row_dots2(dO + (size_t)i * D, dO + (size_t)i1 * D, v, W, T, hd, sa, sb, 1.f);
+      score_grad_row(pm + (size_t)i * T, sa, T, scale);
+      if (i1 != i) score_grad_row(pm + (size_t)i1 * T, sb, T, scale);
+      weighted_rows2(sa, sb, 1, k, W, T, hd, dq + (size_t)i * W, dq + (size_t)i1 * W);
+    }
+    // dk_j = sum_i ds_ij q_i and dv_j = sum_i p_ij dout_i: columns of ds and p as weights
+    for (int j = 0; j < T; j += 2) {
+      const int j1 = j + 1 < T ? j + 1 : j;
+      weighted_rows2(sm + j, sm + j1, T, q, W, T, hd, dk + (size_t)j * W, dk + (size_t)j1 * W);
+      weighted_rows2(pm + j, pm + j1, T, dO, D, T, hd, dv + (size_t)j * W, dv + (size_t)j1 * W);
+    }
+  }
 }
