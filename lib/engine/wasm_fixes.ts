@@ -11,6 +11,10 @@
  *   full images took 18 ms and gathering the targets' rows 15-30 ms, against about 1 ms as row
  *   copies. Other cases (other dtypes, gathers on other axes or with batch dims) go to the stock
  *   kernels.
+ * - `Slice` and `SplitV` as block copies within the heap. The stock Slice first reads its whole input
+ *   out of the heap into a fresh array (its `readSync` copies), then copies the part it keeps: the
+ *   predictor's output slice and the gradients of its input's concat and tile (one SplitV and four
+ *   Slices of tensors of 1-2.5 MB) took 15-30 ms a reference step (2 cores, 2026-12-04).
  * - `BatchMatMul` through our SIMD matrix product (lib/engine/simd_gemm.ts), which native BLAS replaces
  *   in turn where it is found.
  *
@@ -105,8 +109,71 @@ export function patchWasmKernels(): void {
     }
     return out;
   });
+  replace("Slice", (stock) => (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    if (!WORD_TYPES.has(x.dtype)) return stock.kernelFunc(args);
+    const { begin, size } = args.attrs as unknown as { begin: number | number[]; size: number | number[] };
+    const [b, sz] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size);
+    const be = args.backend as unknown as WasmLike;
+    const out = be.makeOutput(sz, x.dtype);
+    sliceWords(be, x, b, sz, out);
+    return out;
+  });
+  replace("SplitV", (stock) => (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    if (!WORD_TYPES.has(x.dtype)) return stock.kernelFunc(args);
+    const { numOrSizeSplits, axis } = args.attrs as unknown as {
+      numOrSizeSplits: number | number[];
+      axis: number;
+    };
+    const ax = tf.util.parseAxisParam(axis, x.shape)[0];
+    const sizes = tf.backend_util.prepareSplitSize(x, numOrSizeSplits, ax);
+    const be = args.backend as unknown as WasmLike;
+    const begin = x.shape.map(() => 0);
+    return sizes.map((n) => {
+      const sz = x.shape.slice();
+      sz[ax] = n;
+      const out = be.makeOutput(sz, x.dtype);
+      sliceWords(be, x, begin, sz, out);
+      begin[ax] += n;
+      return out;
+    });
+  });
   replace("BatchMatMul", simdBatchMatMul);
   patched = true;
+}
+
+/**
+ * out = x[begin : begin + size] (as tf.slice), one copyWithin per contiguous run: the run spans the
+ * innermost axis that is not taken whole, times every axis after it.
+ */
+function sliceWords(
+  be: WasmLike,
+  x: tf.TensorInfo,
+  begin: number[],
+  size: number[],
+  out: tf.TensorInfo,
+): void {
+  const n = tf.util.sizeFromShape(size);
+  if (n === 0) return;
+  const heap = be.wasm.HEAP32; // after makeOutput, which may grow the memory
+  const xs = x.shape, r = xs.length;
+  const strides = [...tf.util.computeStrides(xs), 1];
+  let a = r - 1; // axes after `a` are whole
+  while (a > 0 && begin[a] === 0 && size[a] === xs[a]) a--;
+  const run = r === 0 ? 1 : size[a] * strides[a];
+  const xo = be.dataIdMap.get(x.dataId).memoryOffset / 4;
+  const oo = be.dataIdMap.get(out.dataId).memoryOffset / 4;
+  const idx = new Array(Math.max(a, 0)).fill(0); // index over the axes before `a`
+  for (let c = 0, dst = oo; c < n / run; c++, dst += run) {
+    let src = xo + (r === 0 ? 0 : begin[a] * strides[a]);
+    for (let d = 0; d < a; d++) src += (begin[d] + idx[d]) * strides[d];
+    heap.copyWithin(dst, src, src + run);
+    for (let d = a - 1; d >= 0; d--) { // next run
+      if (++idx[d] < size[d]) break;
+      idx[d] = 0;
+    }
+  }
 }
 
 /** out = x tiled `reps` times along each axis, copying whole rows of the last axis. */
