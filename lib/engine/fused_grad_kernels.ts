@@ -6,16 +6,61 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { colSumInto, erf, expNeg, headsToRows, INV_SQRT_2PI, rowsCols, SQRT1_2 } from "./fused_math.ts";
+import {
+  CHUNK_ROWS,
+  colSumInto,
+  erf,
+  expNeg,
+  headsToRows,
+  INV_SQRT_2PI,
+  rowsCols,
+  SQRT1_2,
+} from "./fused_math.ts";
 import type { Spec } from "./fused_spec.ts";
 import { rowsCall } from "./parallel_kernels.ts";
+import type { SimdModule } from "./fused_simd.ts";
+
+/**
+ * Run a kernel that writes, besides its rows, `parts` rows of C partial column sums per chunk of
+ * {@link CHUNK_ROWS} rows, split between threads by whole chunks; then add the chunks' partial sums
+ * in float64, in order, into `outs` (one per part). `args(r0, r1, part)` gives the arguments for
+ * rows [r0, r1) with `part` where that range's partial sums go. The chunks are the same however
+ * the rows are split, so the sums' bits are too.
+ */
+function chunkedSums(
+  k: SimdModule,
+  name: string,
+  R: number,
+  C: number,
+  outs: number[],
+  args: (r0: number, r1: number, part: number) => number[],
+): void {
+  const chunks = Math.ceil(R / CHUNK_ROWS), width = outs.length * C;
+  const acc = k.scratch(4 * chunks * width + 8 * C + 64), part = acc + 8 * C;
+  rowsCall(k, name, chunks, CHUNK_ROWS * C, (c0, c1) => {
+    const r0 = c0 * CHUNK_ROWS;
+    return args(r0, Math.min(R, c1 * CHUNK_ROWS), part + 4 * c0 * width);
+  });
+  // outs.length parts interleave by chunk: chunk c's part p at row c * outs.length + p
+  for (const [p, out] of outs.entries()) {
+    k.f.ij_col_sum_strided(part + 4 * p * C, out, acc, chunks, C, width);
+  }
+}
+
+/** out [C] = column sums of x [R, C] (pointers): float32 within chunks, float64 over them. */
+function colSums(k: SimdModule, x: number, out: number, R: number, C: number): void {
+  chunkedSums(k, "ij_col_sum_part", R, C, [out], (r0, r1, part) => [x + 4 * r0 * C, part, r1 - r0, C]);
+}
 
 export const layerNormGrad: Spec = {
   outputs: (s) => [s.x, [s.x[s.x.length - 1]], [s.x[s.x.length - 1]]],
   simd(k, x, [dx, dgamma, dbeta], s) {
     const [R, D] = rowsCols(s.x);
-    const acc = k.scratch(16 * D);
-    k.f.ij_layer_norm_grad(x.dy, x.x, x.stats, x.gamma ?? 0, x.dres ?? 0, dx, dgamma, dbeta, acc, R, D);
+    const gamma = x.gamma ?? 0, dres = x.dres ?? 0;
+    chunkedSums(k, "ij_layer_norm_grad", R, D, [dgamma, dbeta], (r0, r1, part) => {
+      const off = 4 * r0 * D;
+      return [x.dy + off, x.x + off, x.stats + 8 * r0, gamma, dres && dres + off, dx + off, part, r1 - r0, D];
+    });
   },
   run({ dy, x, stats, gamma, dres }, [dx, dgamma, dbeta], s) {
     const [R, D] = rowsCols(s.x);
@@ -53,17 +98,11 @@ export const biasGeluGrad: Spec = {
   outputs: (s) => [s.u, [s.u[s.u.length - 1]]],
   simd(k, x, [du, dbias], s) {
     const [R, F] = rowsCols(s.u);
-    // the rows' du on every thread, each share summing its columns into scratch of its own
-    // (dropped), then dbias as the column sums of du on this thread: the same float64 sums, row by
-    // row, as the kernel's own, so the same bits whatever the split
-    const bias = x.bias ?? 0, y = x.y ?? 0, acc = k.scratch(12 * F * 8);
-    let shares = 0;
-    rowsCall(k, "ij_bias_gelu_grad", R, F, (r0, r1) => {
-      const off = 4 * r0 * F, s = Math.min(7, shares++);
-      const sums = r0 === 0 && r1 === R ? dbias : acc + 64 * F + 4 * F * s; // unsplit: dbias itself
-      return [x.dy + off, x.u + off, bias, y ? y + off : 0, du + off, sums, acc + 8 * F * s, r1 - r0, F];
+    const bias = x.bias ?? 0, y = x.y ?? 0;
+    chunkedSums(k, "ij_bias_gelu_grad", R, F, [dbias], (r0, r1, part) => {
+      const off = 4 * r0 * F;
+      return [x.dy + off, x.u + off, bias, y && y + off, du + off, part, r1 - r0, F];
     });
-    if (shares > 1) k.f.ij_col_sum(du, dbias, acc, R, F);
   },
   run({ dy, u, bias: b, y }, [du, dbias], s) {
     const [R, F] = rowsCols(s.u);
@@ -113,7 +152,7 @@ export const mergeHeads: Spec = {
     merge(x.dq, 0, a.scale as number);
     merge(x.dk, D, 1);
     merge(x.dv, 2 * D, 1);
-    k.f.ij_col_sum(dqkv, dbias, k.scratch(8 * W), B * T, W);
+    colSums(k, dqkv, dbias, B * T, W);
   },
   run({ dq, dk, dv }, [dqkv, dbias], s, a) {
     const [BH, T, hd] = s.dq;
@@ -151,7 +190,7 @@ export const colSum: Spec = {
   outputs: (s) => [[s.x[s.x.length - 1]]],
   simd(k, x, [out], s) {
     const [R, C] = rowsCols(s.x);
-    k.f.ij_col_sum(x.x, out, k.scratch(8 * C), R, C);
+    colSums(k, x.x, out, R, C);
   },
   run({ x }, [out], s) {
     const [R, C] = rowsCols(s.x);

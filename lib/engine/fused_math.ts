@@ -113,6 +113,12 @@ export function headsToRows(
   }
 }
 
+/**
+ * Rows per partial sum in the SIMD kernels that sum over rows (CHUNK in lib/engine/simd/kernels.c):
+ * each chunk sums in float32 and the chunks' sums add in float64, so threads can take whole chunks.
+ */
+export const CHUNK_ROWS = 32;
+
 /** Column sums of x [R, C] into out [C], accumulated in float64. */
 export function colSumInto(x: Float32Array, R: number, C: number, out: Float32Array): void {
   const acc = new Float64Array(C);

@@ -6,8 +6,8 @@
  * under {@link MIN_ELEMENTS}, the main thread makes the call alone.
  *
  * Every row is computed by the same code whoever computes it, so results are bitwise the same for
- * any number of threads; kernels that also sum over rows (bias gradients) leave that sum to the
- * main thread after the split (see fused_grad_kernels.ts).
+ * any number of threads; kernels that also sum over rows (bias gradients) sum fixed chunks of rows
+ * and leave the sum of the chunks to the main thread (see fused_grad_kernels.ts).
  *
  * Measured 2026-12-04 (2 cores, reference step, BLAS on): the fused kernels took about 165 ms of a
  * 560 ms step on the main thread alone, GELU and its gradient 65 ms of it.

@@ -62,6 +62,15 @@ function kernelCases(): {
     { name: "IjBiasAdd", inputs: { x: [[R, D], 18], bias: [[D], 20] }, attrs: {} },
     { name: "IjColSum", inputs: { x: [[R, F], 21] }, attrs: {} },
     { name: "IjColSum", inputs: { x: [[R, 8], 21] }, attrs: {} },
+    // rows over several of the SIMD kernels' 32-row chunks of partial sums (the last one short) and
+    // 37 columns (a 32-wide block, a vector and a scalar tail)
+    { name: "IjColSum", inputs: { x: [[70, 37], 21] }, attrs: {} },
+    { name: "IjBiasGeluGrad", inputs: { dy: [[70, 37], 8], u: [[70, 37], 6], bias: [[37], 7] }, attrs: {} },
+    {
+      name: "IjLayerNormGrad",
+      inputs: { dy: [[70, 36], 4], x: [[70, 36], 1], stats: [[70, 2], 0], gamma: [[36], 2] },
+      attrs: {},
+    },
     { name: "IjSmoothL1", inputs: { d: [[R, F], 22] }, attrs: {} },
     { name: "IjSmoothL1Grad", inputs: { d: [[R, F], 22], dy: [[R, F], 23] }, attrs: {} },
     // attention: hd 3 (all scalar tails), 5 tokens (one block of 4 keys and a tail), with and without
@@ -116,6 +125,19 @@ function inputValues(shape: number[], seed: number, stats?: Float32Array): Float
   return randn(n, seed, 2);
 }
 
+/** (mean, 1 / sqrt(variance + 1e-6)) of each row of `width` values. */
+function rowStats(v: Float32Array, width: number): Float32Array {
+  const out = new Float32Array((v.length / width) * 2);
+  for (let r = 0; r < v.length / width; r++) {
+    const row = v.subarray(r * width, (r + 1) * width);
+    const mean = row.reduce((a, b) => a + b, 0) / width;
+    const variance = row.reduce((a, b) => a + (b - mean) ** 2, 0) / width;
+    out[2 * r] = mean;
+    out[2 * r + 1] = 1 / Math.sqrt(variance + 1e-6);
+  }
+  return out;
+}
+
 async function runKernels(backend: "cpu" | "wasm", simd: boolean): Promise<Float32Array[][]> {
   await setBackend(backend, { quiet: true, blas: false });
   registerFusedKernels();
@@ -125,13 +147,9 @@ async function runKernels(backend: "cpu" | "wasm", simd: boolean): Promise<Float
     const out: Float32Array[][] = [];
     for (const c of kernelCases()) {
       const x = c.inputs.x ?? c.inputs.dy;
-      const stats = x
-        ? tf.tidy(() => {
-          const xs = tf.tensor(inputValues(x[0], 1), x[0]);
-          const { mean, variance } = tf.moments(xs, -1);
-          return tf.stack([mean, variance.add(1e-6).rsqrt()], 1).dataSync() as Float32Array;
-        })
-        : undefined;
+      // LayerNorm stats (mean, rstd) of the seed-1 rows, in float64 here so that every backend gets
+      // the same inputs
+      const stats = x ? rowStats(inputValues(x[0], 1), x[0][x[0].length - 1]) : undefined;
       const before = tf.memory().numTensors;
       const ins: Record<string, tf.Tensor> = {};
       for (const [k, [shape, seed]] of Object.entries(c.inputs)) {

@@ -42,6 +42,12 @@ function cases(): {
     { name: "IjBiasGelu", inputs: { u: [R, F], bias: [F] }, attrs: {} },
     { name: "IjBiasGeluGrad", inputs: { dy: [R, F], u: [R, F], bias: [F] }, attrs: {} },
     {
+      name: "IjLayerNormGrad",
+      inputs: { dy: [R, F], x: [R, F], stats: [R, 2], gamma: [F], dres: [R, F] },
+      attrs: {},
+    },
+    { name: "IjColSum", inputs: { x: [R, F] }, attrs: {} },
+    {
       name: "IjSplitHeads",
       inputs: { qkv: [B * T, 3 * D], bias: [3 * D] },
       attrs: { batch: B, tokens: T, heads: H, scale: 0.5 },

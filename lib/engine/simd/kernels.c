@@ -133,46 +133,63 @@ void ij_bias_gelu(const float* u, const float* bias, float* y, int R, int F) {
   }
 }
 
-// du = dy * gelu'(u + bias); dbias = column sums of du (accumulated in float64 in acc[F]). y, the
-// forward output, may be given (else 0): Phi then comes from it instead of another erf.
+// Rows per partial sum in the kernels that also sum over rows (bias and LayerNorm gradients): each
+// chunk of CHUNK rows sums its columns in float32, row by row, into one row of `part`; the caller
+// adds those rows in float64 (ij_col_sum). Chunks fall at fixed rows, so splitting whole chunks
+// between threads leaves the bits alone. Must match CHUNK_ROWS in lib/engine/fused_math.ts.
+#define CHUNK 32
+
+// du = dy * gelu'(u + bias) over R rows of F; part [ceil(R / CHUNK), F] = column sums of du by
+// chunk. y, the forward output, may be given (else 0): Phi then comes from it instead of another
+// erf. The chunk's sums stay in registers: 8 vectors (32 columns) at a time over its rows.
 void ij_bias_gelu_grad(const float* dy, const float* u, const float* bias, const float* y,
-                       float* du, float* dbias, double* acc, int R, int F) {
-  const int has_y = y != 0, vec_acc = !(F & 3);
-  for (int j = 0; j < F; j++) acc[j] = 0;
-  for (int r = 0; r < R; r++) {
-    size_t o = (size_t)r * F;
+                       float* du, float* part, int R, int F) {
+  const int has_y = y != 0;
+  for (int r0 = 0; r0 < R; r0 += CHUNK) {
+    const int r1 = r0 + CHUNK < R ? r0 + CHUNK : R;
+    float* pc = part + (size_t)(r0 / CHUNK) * F;
     int j = 0;
     for (; j + 32 <= F; j += 32) {
-      f4 d[8];
+      f4 sum[8];
 #pragma clang loop unroll(full)
-      for (int k = 0; k < 8; k++) {
-        f4 v = ADD(LOAD(u + o + j + 4 * k), BIAS(j + 4 * k));
-        d[k] = MUL(LOAD(dy + o + j + 4 * k), gelu_grad_vec(v, has_y ? LOAD(y + o + j + 4 * k) : ZERO, has_y));
+      for (int k = 0; k < 8; k++) sum[k] = ZERO;
+      for (int r = r0; r < r1; r++) {
+        size_t o = (size_t)r * F + j;
+#pragma clang loop unroll(full)
+        for (int k = 0; k < 8; k++) {
+          f4 v = ADD(LOAD(u + o + 4 * k), BIAS(j + 4 * k));
+          f4 d = MUL(LOAD(dy + o + 4 * k), gelu_grad_vec(v, has_y ? LOAD(y + o + 4 * k) : ZERO, has_y));
+          STORE(du + o + 4 * k, d);
+          sum[k] = ADD(sum[k], d);
+        }
       }
 #pragma clang loop unroll(full)
-      for (int k = 0; k < 8; k++) {
-        STORE(du + o + j + 4 * k, d[k]);
-        acc4(acc + j + 4 * k, d[k]);
-      }
+      for (int k = 0; k < 8; k++) STORE(pc + j + 4 * k, sum[k]);
     }
     for (; j + 4 <= F; j += 4) {
-      f4 v = ADD(LOAD(u + o + j), BIAS(j));
-      f4 d = MUL(LOAD(dy + o + j), gelu_grad_vec(v, has_y ? LOAD(y + o + j) : ZERO, has_y));
-      STORE(du + o + j, d);
-      if (vec_acc) acc4(acc + j, d);
+      f4 sum = ZERO;
+      for (int r = r0; r < r1; r++) {
+        size_t o = (size_t)r * F + j;
+        f4 v = ADD(LOAD(u + o), BIAS(j));
+        f4 d = MUL(LOAD(dy + o), gelu_grad_vec(v, has_y ? LOAD(y + o) : ZERO, has_y));
+        STORE(du + o, d);
+        sum = ADD(sum, d);
+      }
+      STORE(pc + j, sum);
     }
     for (; j < F; j++) {
-      float v = u[o + j] + (bias ? bias[j] : 0.f);
-      float cdf = has_y ? cdf_from_output1(y[o + j], v) : 0.5f * (1.f + erf1(v * 0.70710678118654752f));
-      float pdf = 0.3989422804014327f * expneg1(-0.5f * v * v);
-      du[o + j] = dy[o + j] * (cdf + v * pdf);
-    }
-    if (!vec_acc) {  // the 8-wide part was accumulated above; add the rest
-      int done = F - F % 32;
-      for (j = done; j < F; j++) acc[j] += du[o + j];
+      float sum = 0.f;
+      for (int r = r0; r < r1; r++) {
+        size_t o = (size_t)r * F + j;
+        float v = u[o] + (bias ? bias[j] : 0.f);
+        float cdf = has_y ? cdf_from_output1(y[o], v) : 0.5f * (1.f + erf1(v * 0.70710678118654752f));
+        float pdf = 0.3989422804014327f * expneg1(-0.5f * v * v);
+        du[o] = dy[o] * (cdf + v * pdf);
+        sum += du[o];
+      }
+      pc[j] = sum;
     }
   }
-  for (int j = 0; j < F; j++) dbias[j] = (float)acc[j];
 }
 
 // LayerNorm over rows of x [R, D]: y = (x - mean) * rstd * gamma + beta (gamma, beta may be 0);
@@ -211,17 +228,18 @@ void ij_layer_norm(const float* x, const float* gamma, const float* beta, float*
   }
 }
 
-// LayerNorm backward: dx = dres + rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma;
-// dgamma = sum over rows of dy * xhat, dbeta = sum of dy (float64 in acc[2D]). gamma and dres may be 0.
+// LayerNorm backward: dx = dres + rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma,
+// xhat = (x - mean) * rstd (gamma and dres may be 0); part [2 * ceil(R / CHUNK), D]: for each chunk of
+// rows, the column sums of dy * xhat (dgamma's) and then of dy (dbeta's), float32 row by row.
 void ij_layer_norm_grad(const float* dy, const float* x, const float* stats, const float* gamma,
-                        const float* dres, float* dx, float* dgamma, float* dbeta, double* acc, int R,
-                        int D) {
-  double* ag = acc;
-  double* ab = acc + D;
+                        const float* dres, float* dx, float* part, int R, int D) {
   const int vec = !(D & 3);
-  for (int j = 0; j < 2 * D; j++) acc[j] = 0;
   for (int r = 0; r < R; r++) {
     size_t o = (size_t)r * D;
+    float* pg = part + (size_t)(r / CHUNK) * 2 * D;
+    float* pb = pg + D;
+    if (r % CHUNK == 0)
+      for (int j = 0; j < 2 * D; j++) pg[j] = 0.f;
     float mean = stats[2 * r], rstd = stats[2 * r + 1];
     f4 m4 = SPLAT(mean), rs = SPLAT(rstd);
     f4 sg4 = SPLAT(0.f), sgx4 = SPLAT(0.f);
@@ -229,8 +247,8 @@ void ij_layer_norm_grad(const float* dy, const float* x, const float* stats, con
       for (int j = 0; j < D; j += 4) {
         f4 d = LOAD(dy + o + j);
         f4 xh = MUL(SUB(LOAD(x + o + j), m4), rs);
-        acc4(ag + j, MUL(d, xh));
-        acc4(ab + j, d);
+        STORE(pg + j, ADD(LOAD(pg + j), MUL(d, xh)));
+        STORE(pb + j, ADD(LOAD(pb + j), d));
         f4 g = gamma ? MUL(d, LOAD(gamma + j)) : d;
         sg4 = ADD(sg4, g);
         sgx4 = ADD(sgx4, MUL(g, xh));
@@ -249,8 +267,8 @@ void ij_layer_norm_grad(const float* dy, const float* x, const float* stats, con
       float sg = 0, sgx = 0;
       for (int j = 0; j < D; j++) {
         float d = dy[o + j], xh = (x[o + j] - mean) * rstd;
-        ag[j] += d * xh;
-        ab[j] += d;
+        pg[j] += d * xh;
+        pb[j] += d;
         float g = gamma ? d * gamma[j] : d;
         sg += g;
         sgx += g * xh;
@@ -263,10 +281,6 @@ void ij_layer_norm_grad(const float* dy, const float* x, const float* stats, con
         dx[o + j] = rstd * (g - sg - xh * sgx) + (dres ? dres[o + j] : 0.f);
       }
     }
-  }
-  for (int j = 0; j < D; j++) {
-    dgamma[j] = (float)ag[j];
-    dbeta[j] = (float)ab[j];
   }
 }
 
@@ -389,11 +403,11 @@ void ij_residual(const float* x, const float* y, const float* bias, float* out, 
   }
 }
 
-// out[C] = column sums of x [R, C], accumulated in float64 (acc[C]).
-void ij_col_sum(const float* x, float* out, double* acc, int R, int C) {
+// out[C] = column sums of x [R, C] with rows ld apart, accumulated in float64 (acc[C]), row by row.
+void ij_col_sum_strided(const float* x, float* out, double* acc, int R, int C, int ld) {
   for (int j = 0; j < C; j++) acc[j] = 0;
   for (int r = 0; r < R; r++) {
-    size_t o = (size_t)r * C;
+    size_t o = (size_t)r * ld;
     if (!(C & 3)) {
       for (int j = 0; j < C; j += 4) acc4(acc + j, LOAD(x + o + j));
     } else {
@@ -401,6 +415,37 @@ void ij_col_sum(const float* x, float* out, double* acc, int R, int C) {
     }
   }
   for (int j = 0; j < C; j++) out[j] = (float)acc[j];
+}
+
+// part [ceil(R / CHUNK), C] = column sums of x [R, C] by chunk of rows, float32 row by row (then
+// ij_col_sum over part): 8 vectors of sums in registers at a time.
+void ij_col_sum_part(const float* x, float* part, int R, int C) {
+  for (int r0 = 0; r0 < R; r0 += CHUNK) {
+    const int r1 = r0 + CHUNK < R ? r0 + CHUNK : R;
+    float* pc = part + (size_t)(r0 / CHUNK) * C;
+    int j = 0;
+    for (; j + 32 <= C; j += 32) {
+      f4 sum[8];
+#pragma clang loop unroll(full)
+      for (int k = 0; k < 8; k++) sum[k] = ZERO;
+      for (int r = r0; r < r1; r++) {
+#pragma clang loop unroll(full)
+        for (int k = 0; k < 8; k++) sum[k] = ADD(sum[k], LOAD(x + (size_t)r * C + j + 4 * k));
+      }
+#pragma clang loop unroll(full)
+      for (int k = 0; k < 8; k++) STORE(pc + j + 4 * k, sum[k]);
+    }
+    for (; j + 4 <= C; j += 4) {
+      f4 sum = ZERO;
+      for (int r = r0; r < r1; r++) sum = ADD(sum, LOAD(x + (size_t)r * C + j));
+      STORE(pc + j, sum);
+    }
+    for (; j < C; j++) {
+      float sum = 0.f;
+      for (int r = r0; r < r1; r++) sum += x[(size_t)r * C + j];
+      pc[j] = sum;
+    }
+  }
 }
 
 // Smooth-L1 (beta 1) and its gradient dy * clamp(d, -1, 1).
