@@ -79,6 +79,35 @@ export function threadsWanted(): number {
   return Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8));
 }
 
+/**
+ * How long the main thread waits for a worker's answer before it stops using the pool (throwing
+ * once): `IJEPA_WORKER_TIMEOUT_S` seconds, 120 by default. Time the whole process spends suspended
+ * does not count (see waitFor).
+ */
+export function workerTimeoutMs(): number {
+  if (timeoutMs !== undefined) return timeoutMs;
+  let v = "";
+  try {
+    v = Deno.env.get("IJEPA_WORKER_TIMEOUT_S") ?? "";
+  } catch {
+    // no --allow-env: the default
+  }
+  const s = Number(v);
+  timeoutMs = 1000 * (v.trim() !== "" && Number.isFinite(s) && s > 0 ? s : 120);
+  return timeoutMs;
+}
+
+let timeoutMs: number | undefined;
+
+/**
+ * The wait a worker is charged for between two checks `gapMs` apart that each wait 50 ms at most: a
+ * gap far over that is the whole process having been suspended (a laptop asleep, SIGSTOP), not the
+ * worker hanging, and counts 1 s at most.
+ */
+export function chargedWait(gapMs: number): number {
+  return Math.min(Math.max(gapMs, 0), 1000);
+}
+
 /** tfjs-wasm's memory and allocator, for workers that compute in it (when it is shared). */
 export interface GemmHeap {
   memory: WebAssembly.Memory;
@@ -195,12 +224,16 @@ function post(p: Pool, w: number, name: string, args: number[]): void {
 function waitFor(p: Pool, ws: number[]): void {
   for (const w of ws) {
     const s = w * SLOTS;
-    const since = Date.now();
+    let waited = 0, last = Date.now();
+    const limit = workerTimeoutMs();
     while (Atomics.load(p.ctl, s + 1) !== p.job) {
       Atomics.wait(p.ctl, s + 1, Atomics.load(p.ctl, s + 1), 50);
-      if (p.failure || Atomics.load(p.ctl, s + 2) === -1 || Date.now() - since > 120_000) {
+      const now = Date.now();
+      waited += chargedWait(now - last);
+      last = now;
+      if (p.failure || Atomics.load(p.ctl, s + 2) === -1 || waited > limit) {
         pool = null; // stop using the workers; later work runs on the main thread
-        throw new Error(`worker thread ${w + 1} failed: ${p.failure ?? "no answer in 120 s"}`);
+        throw new Error(`worker thread ${w + 1} failed: ${p.failure ?? `no answer in ${limit / 1000} s`}`);
       }
     }
     // a worker that failed still says it is done: its share was not computed

@@ -2,7 +2,7 @@
 // of gemm.c. The products themselves, split and not, are checked in tests/engine/simd_gemm_test.ts.
 // Run with `deno test -A tests/engine/gemm_split_test.ts`.
 import { assert, assertEquals } from "../_assert.ts";
-import { type GemmJob, split } from "../../lib/engine/gemm_pool.ts";
+import { chargedWait, type GemmJob, split } from "../../lib/engine/gemm_pool.ts";
 import { simdFma } from "../../lib/engine/fused_simd.ts";
 import { KERNELS_FMA_WASM_BASE64, KERNELS_WASM_BASE64 } from "../../lib/engine/simd/kernels_wasm.ts";
 
@@ -93,4 +93,15 @@ console.log(simdFma());`,
     stdout: "piped",
   }).output();
   assertEquals(new TextDecoder().decode(out.stdout).trim(), "false");
+});
+
+Deno.test("worker watchdog: a suspended process is not a hung worker", () => {
+  // the main thread checks every 50 ms; a 3-minute gap between checks (the laptop slept) costs 1 s
+  // of the worker's allowance, ordinary gaps count in full
+  assertEquals(chargedWait(50), 50);
+  assertEquals(chargedWait(180_000), 1000);
+  assertEquals(chargedWait(-5), 0); // the clock stepped back
+  let waited = 0;
+  for (const gap of [50, 50, 180_000, 50]) waited += chargedWait(gap);
+  assertEquals(waited, 1150, "a 3-minute suspension between ordinary checks");
 });
