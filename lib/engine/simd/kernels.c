@@ -22,6 +22,16 @@ typedef __SIZE_TYPE__ size_t;
 #define LOAD(p) wasm_v128_load(p)
 #define STORE(p, v) wasm_v128_store(p, v)
 
+// c + a * b, fused where the module is built with relaxed SIMD (as gemm.c's micro-kernel):
+// the polynomials of erf and exp, and attention's dot products. The plain build multiplies, then adds.
+#ifdef IJ_FMA
+typedef float f32x4_t __attribute__((__vector_size__(16)));
+#define MADD(c, a, b) \
+  ((f4)__builtin_wasm_relaxed_madd_f32x4((f32x4_t)(a), (f32x4_t)(b), (f32x4_t)(c)))
+#else
+#define MADD(c, a, b) ADD(c, MUL(a, b))
+#endif
+
 static inline float hsum(f4 v) {
   return wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1) +
          wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3);
@@ -46,13 +56,13 @@ static inline void acc4(double* acc, f4 v) {
 static inline f4 erf4(f4 x) {
   x = wasm_f32x4_pmin(wasm_f32x4_pmax(x, SPLAT(-4.f)), SPLAT(4.f));
   f4 x2 = MUL(x, x), x4 = MUL(x2, x2), x8 = MUL(x4, x4);
-  f4 p = ADD(ADD(SPLAT(-1.60960333262415e-02f), MUL(SPLAT(-2.95459980854025e-03f), x2)),
-             ADD(MUL(x4, ADD(SPLAT(-7.34990630326855e-04f), MUL(SPLAT(-5.69250639462346e-05f), x2))),
-                 MUL(x8, ADD(ADD(SPLAT(-2.10102402082508e-06f), MUL(SPLAT(2.77068142495902e-08f), x2)),
-                             MUL(x4, SPLAT(-2.72614225801306e-10f))))));
-  f4 q = ADD(ADD(SPLAT(-1.42647390514189e-02f), MUL(SPLAT(-7.37332916720468e-03f), x2)),
-             ADD(MUL(x4, ADD(SPLAT(-1.68282697438203e-03f), MUL(SPLAT(-2.13374055278905e-04f), x2))),
-                 MUL(x8, SPLAT(-1.45660718464996e-05f))));
+  f4 p = ADD(MADD(SPLAT(-1.60960333262415e-02f), SPLAT(-2.95459980854025e-03f), x2),
+             MADD(MUL(x8, MADD(MADD(SPLAT(-2.10102402082508e-06f), SPLAT(2.77068142495902e-08f), x2),
+                               x4, SPLAT(-2.72614225801306e-10f))),
+                  x4, MADD(SPLAT(-7.34990630326855e-04f), SPLAT(-5.69250639462346e-05f), x2)));
+  f4 q = MADD(MADD(SPLAT(-1.42647390514189e-02f), SPLAT(-7.37332916720468e-03f), x2),
+              x4, MADD(MADD(SPLAT(-1.68282697438203e-03f), SPLAT(-2.13374055278905e-04f), x2),
+                       x4, SPLAT(-1.45660718464996e-05f)));
   return wasm_f32x4_div(MUL(x, p), q);
 }
 
@@ -67,12 +77,12 @@ static inline f4 expneg4(f4 x0) {
   f4 n = wasm_f32x4_nearest(MUL(x, SPLAT(1.44269504088896341f)));
   f4 f = SUB(SUB(x, MUL(n, SPLAT(0.693359375f))), MUL(n, SPLAT(-2.12194440e-4f)));
   f4 p = SPLAT(1.9875691500e-4f);
-  p = ADD(MUL(p, f), SPLAT(1.3981999507e-3f));
-  p = ADD(MUL(p, f), SPLAT(8.3334519073e-3f));
-  p = ADD(MUL(p, f), SPLAT(4.1665795894e-2f));
-  p = ADD(MUL(p, f), SPLAT(1.6666665459e-1f));
-  p = ADD(MUL(p, f), SPLAT(5.0000001201e-1f));
-  p = ADD(ADD(MUL(MUL(p, f), f), f), SPLAT(1.f));
+  p = MADD(SPLAT(1.3981999507e-3f), p, f);
+  p = MADD(SPLAT(8.3334519073e-3f), p, f);
+  p = MADD(SPLAT(4.1665795894e-2f), p, f);
+  p = MADD(SPLAT(1.6666665459e-1f), p, f);
+  p = MADD(SPLAT(5.0000001201e-1f), p, f);
+  p = ADD(MADD(f, MUL(p, f), f), SPLAT(1.f));
   f4 pow2n = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
   return wasm_v128_and(MUL(p, pow2n), wasm_f32x4_gt(x0, SPLAT(-87.3f)));
 }
@@ -512,14 +522,6 @@ void ij_ema(const float* t, const float* c, float* out, int n, float momentum, f
 // head-layout copies, and the T x T scores of a pair stay in cache between the products and the
 // softmax. Pairs are independent: a caller may split [bh0, bh1) between threads.
 
-// c + a * b, fused where the module is built with relaxed SIMD (as gemm.c's micro-kernel).
-#ifdef IJ_FMA
-typedef float f32x4_t __attribute__((__vector_size__(16)));
-#define MADD(c, a, b) \
-  ((f4)__builtin_wasm_relaxed_madd_f32x4((f32x4_t)(a), (f32x4_t)(b), (f32x4_t)(c)))
-#else
-#define MADD(c, a, b) ADD(c, MUL(a, b))
-#endif
 
 // The lanes of a0, a1, a2 and a3 summed, as one vector (a0's sum, a1's, a2's, a3's).
 static inline f4 sum4x4(f4 a0, f4 a1, f4 a2, f4 a3) {
