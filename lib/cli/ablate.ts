@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { formatSummary, runStudy, STUDIES, type Study, summarise } from "../eval/ablate.ts";
+import { formatSummary, pickArms, runStudy, STUDIES, type Study, summarise } from "../eval/ablate.ts";
 import { setBackend } from "../engine/backend.ts";
 import { modelConfig, PRESET_NAMES } from "../model/config.ts";
 import { loadDataset } from "../data/load.ts";
@@ -35,6 +35,10 @@ const SPEC: CliSpec = {
     preset: { type: "string", choices: PRESET_NAMES, default: "quick", help: "model preset" },
     steps: { type: "int", min: 1, help: "training steps per arm (default: the preset's recipe)" },
     seeds: { type: "int", min: 1, default: 1, help: "training seeds per arm" },
+    arms: {
+      type: "string",
+      help: 'only these arms, comma-separated names (e.g. "multi-block (M=4),random"; default all)',
+    },
     "probe-seeds": { type: "int", min: 1, default: 3, help: "label subsets per probe setting" },
     backend: BACKEND_FLAG,
     data: DATA_FLAG,
@@ -62,7 +66,9 @@ async function main(args: string[]) {
   const preset = f.preset as string;
   // every flag checked before the backend starts and the data loads
   const model = asUsage(() => parseModelSettings((f.model as string | undefined) ?? ""));
-  asUsage(() => modelConfig(preset, model)); // a wrong key or value of --model
+  const grid = asUsage(() => modelConfig(preset, model)).gridSize; // a wrong key or value of --model
+  const armNames = ((f.arms as string | undefined) ?? "").split(",").map((a) => a.trim()).filter(Boolean);
+  asUsage(() => pickArms(study, grid, armNames)); // an arm the study does not have
   const nuisance = asUsage(() => parseNuisance(f.nuisance as string));
   const tag = nuisance ? `-${nuisance.kind}${nuisance.strength}` : "";
   const out = (f.out as string | undefined) ?? `runs/ablate-${study}-${preset}${tag}`;
@@ -95,6 +101,7 @@ async function main(args: string[]) {
     steps: f.steps as number | undefined,
     seeds: f.seeds as number,
     probeSeeds: f["probe-seeds"] as number,
+    arms: armNames,
     model,
     data,
     outDir: out,

@@ -12,83 +12,19 @@
  * `results.json` at once, and an arm's training checkpoints as it goes, so an interrupted study
  * resumes where it stopped.
  *
- * @example
- * ```ts
- * import { studyArms } from "./ablate.ts";
- * const arms = studyArms("masking");
- * if (arms.length !== 5 || arms[0].name !== "multi-block (M=4)") throw new Error("unexpected arms");
- * ```
+ * The arms themselves are in lib/eval/ablate_arms.ts.
+ *
  * @module
  */
+export { type Arm, pickArms, STUDIES, type Study, studyArms } from "./ablate_arms.ts";
 import { type ModelConfig, modelConfig } from "../model/config.ts";
 import type { DatasetSplits } from "../data/dataset.ts";
 import { IJEPA } from "../model/ijepa.ts";
-import type { MaskerOptions } from "../masks/options.ts";
+import { pickArms, type Study, studyArms } from "./ablate_arms.ts";
 import { formatProbeTable } from "./report.ts";
 import { type ProbeTable, runProbeSuite } from "./suite.ts";
 import { recipe } from "../train/recipes.ts";
 import { CHECKPOINT_FILE, EMATrainer, type StepInfo } from "../train/trainer.ts";
-
-/** The studies. */
-export type Study = "targets" | "masking";
-/** Study names for help texts. */
-export const STUDIES: readonly Study[] = ["targets", "masking"];
-
-/** One arm: a name, model overrides and mask options on top of the shared recipe. */
-export interface Arm {
-  /** Shown in tables and used as the results.json key. */
-  name: string;
-  /** Model settings this arm changes. */
-  model: Partial<ModelConfig>;
-  /** Masker options this arm changes. */
-  masks: Partial<MaskerOptions>;
-  /** The paper's 1%-ImageNet figure for this arm, for the side-by-side table. */
-  paper: number;
-}
-
-/**
- * The arms of a study on a `grid` x `grid` patch grid. The masking study gives every arm the same
- * `minKeep`: 6, or less on grids whose smallest quadrant (the rasterized context) is smaller.
- */
-export function studyArms(study: Study, grid = 7): Arm[] {
-  if (study === "targets") {
-    return [
-      { name: "representation (I-JEPA)", model: { targetMode: "representation" }, masks: {}, paper: 66.9 },
-      { name: "pixels", model: { targetMode: "pixel" }, masks: {}, paper: 40.7 },
-    ];
-  }
-  if (study === "masking") {
-    const k = { minKeep: Math.min(6, Math.floor(grid / 2) ** 2) };
-    return [
-      {
-        name: "multi-block (M=4)",
-        model: {},
-        masks: { ...k, strategy: "multiblock", nTargets: 4 },
-        paper: 54.2,
-      },
-      {
-        name: "multi-block (M=1)",
-        model: {},
-        masks: { ...k, strategy: "multiblock", nTargets: 1 },
-        paper: 9.0,
-      },
-      {
-        name: "rasterized",
-        model: {},
-        masks: { ...k, strategy: "rasterized", nTargets: 3 },
-        paper: 15.5,
-      },
-      {
-        name: "block",
-        model: {},
-        masks: { ...k, strategy: "block", nTargets: 1, targetScale: [0.6, 0.6] },
-        paper: 20.2,
-      },
-      { name: "random", model: {}, masks: { ...k, strategy: "random", nTargets: 1 }, paper: 17.6 },
-    ];
-  }
-  throw new Error(`unknown study "${study}": expected one of ${STUDIES.join(", ")}`);
-}
 
 /** Options of {@link runStudy}. */
 export interface StudyOptions {
@@ -106,6 +42,8 @@ export interface StudyOptions {
   outDir: string;
   /** Label subsets drawn per probe setting (default 3). */
   probeSeeds?: number;
+  /** Only these arms, by name (default all); results.json keeps any others an earlier run finished. */
+  arms?: readonly string[];
   /**
    * Model settings for every arm alike (e.g. `{ predictorDepth: 2 }`), under each arm's own; the
    * random-init baseline gets them too. Recorded in results.json; a resumed study must match.
@@ -231,7 +169,7 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
   };
   const probeOpts = { shots: [10], onePercent: true, full: false, seeds: o.probeSeeds ?? 3, k: 20 };
   const grid = modelConfig(o.preset, shared).gridSize;
-  const arms = studyArms(o.study, grid);
+  const arms = pickArms(o.study, grid, o.arms);
   const runs = arms.flatMap((arm) =>
     Array.from({ length: o.seeds }, (_, seed) => ({ arm, seed, key: `${arm.name} / seed ${seed}` }))
   ).map((r, i) => ({ ...r, run: { index: i + 1, count: arms.length * o.seeds, name: r.key } as StudyRun }));

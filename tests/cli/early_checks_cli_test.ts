@@ -60,6 +60,7 @@ Deno.test("cli: destinations and inputs of the training tasks are checked before
       ["probe", ["--weights", `${dir}/w.safetensors`], /weights file .*w\.safetensors not found/],
       ["ablate", ["--png", `${dir}/no-dir/a.svg`], /the folder .*no-dir does not exist/],
       ["ablate", ["--model", "depth=x"], /depth/],
+      ["ablate", ["--arms", "pixels,rand"], /no arm "rand" in the targets study: expected names among/],
       ["recipe", ["--data", `${dir}/a-file`], /--data .*a-file is a file; expected a dataset folder/],
       [
         "embed",

@@ -63,6 +63,22 @@ Deno.test("ablate: the targets study runs both arms, writes results and resumes 
     assertEquals(more.seeds, 2);
     assertEquals(Object.keys(more.arms).length, 4);
     assertEquals(more.arms["pixels / seed 0"], r.arms["pixels / seed 0"]);
+    // a third seed of one arm only: the other arm's runs are neither trained nor dropped
+    const picked: string[] = [];
+    const one = await runStudy({
+      ...base,
+      seeds: 3,
+      arms: ["pixels"],
+      onRun: (run, e) => picked.push(`${run.name} ${e}`),
+    });
+    assertEquals(picked, [
+      "pixels / seed 0 skipped",
+      "pixels / seed 1 skipped",
+      "pixels / seed 2 start",
+      "pixels / seed 2 done",
+    ]);
+    assertEquals(Object.keys(one.arms).length, 5);
+    assert(!one.arms["representation (I-JEPA) / seed 2"]);
     // so is the same study with other model settings for every arm, and a wrong setting fails first
     await assertRejects(
       () => runStudy({ ...base, model: { predictorDepth: 2 } }),
