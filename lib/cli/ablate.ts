@@ -68,6 +68,9 @@ async function main(args: string[]) {
   const model = asUsage(() => parseModelSettings((f.model as string | undefined) ?? ""));
   const grid = asUsage(() => modelConfig(preset, model)).gridSize; // a wrong key or value of --model
   const armNames = ((f.arms as string | undefined) ?? "").split(",").map((a) => a.trim()).filter(Boolean);
+  if (f.arms !== undefined && armNames.length === 0) {
+    asUsage(() => pickArms(study, grid, [String(f.arms)])); // names the study's arms
+  }
   asUsage(() => pickArms(study, grid, armNames)); // an arm the study does not have
   const nuisance = asUsage(() => parseNuisance(f.nuisance as string));
   const tag = nuisance ? `-${nuisance.kind}${nuisance.strength}` : "";

@@ -56,7 +56,8 @@ function decode(base64: string): Uint8Array<ArrayBuffer> {
 let fmaChoice: boolean | undefined;
 
 /**
- * Whether the matrix-product kernel uses relaxed SIMD's fused multiply-add: where this engine
+ * Whether the SIMD module uses relaxed SIMD's fused multiply-add (the matrix-product kernel, attention's
+ * dot products, and the erf and exp polynomials of GELU, softmax and their gradients): where this engine
  * validates relaxed SIMD (V8 11.4 and later) unless `IJEPA_FMA=off`. Decided once per process, so
  * that the main thread and the product's worker threads (lib/engine/gemm_pool.ts) run the same
  * module and a product's bits do not depend on how it was split. A fused multiply-add rounds once

@@ -156,8 +156,9 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
         `model ${sharedText}: use another --out`,
     );
   }
-  // a study resumed with more seeds than it started with reports them all
-  if (results && o.seeds > results.seeds) results.seeds = o.seeds;
+  // a study resumed with more seeds for every arm reports them all (with --arms, the header counts
+  // each arm's seeds instead: see formatSummary)
+  if (results && o.seeds > results.seeds && !o.arms?.length) results.seeds = o.seeds;
   results ??= {
     study: o.study,
     preset: o.preset,
@@ -284,7 +285,11 @@ export function summarise(r: StudyResults): SummaryRow[] {
       byMethod.set(row.method, e);
     }
   };
-  for (const a of Object.values(r.arms)) add(a.table, arms.find((x) => x.name === a.arm)?.paper);
+  // the study's arm order (results.json keeps the order the runs finished in), then by seed
+  const order = (a: ArmResult) => arms.findIndex((x) => x.name === a.arm) * 1e6 + a.seed;
+  for (const a of Object.values(r.arms).sort((x, y) => order(x) - order(y))) {
+    add(a.table, arms.find((x) => x.name === a.arm)?.paper);
+  }
   if (r.baselines) add(r.baselines);
   const out: SummaryRow[] = [];
   for (const [method, e] of byMethod) {
@@ -314,8 +319,16 @@ export function formatSummary(rows: SummaryRow[], r: StudyResults): string {
   const head = ["method".padEnd(42), ...cols.map((c) => c.padStart(14)), "paper (1% IN)".padStart(14)].join(
     "",
   );
+  // training seeds per arm: one figure when every arm has the same number
+  const perArm = new Map<string, number>(studyArms(r.study).map((a) => [a.name, 0]));
+  for (const a of Object.values(r.arms)) perArm.set(a.arm, (perArm.get(a.arm) ?? 0) + 1);
+  for (const [arm, n] of perArm) if (n === 0) perArm.delete(arm);
+  const counts = new Set(perArm.values());
+  const seeds = counts.size <= 1
+    ? `${[...counts][0] ?? r.seeds} seed(s)`
+    : `seeds per arm: ${[...perArm].map(([arm, n]) => `${arm} ${n}`).join(", ")}`;
   const lines = [
-    `${r.study} study, preset ${r.preset}, ${r.steps} steps, ${r.seeds} seed(s); ${r.data}`,
+    `${r.study} study, preset ${r.preset}, ${r.steps} steps, ${seeds}; ${r.data}`,
     head,
     "-".repeat(head.length),
   ];

@@ -61,6 +61,7 @@ Deno.test("cli: destinations and inputs of the training tasks are checked before
       ["ablate", ["--png", `${dir}/no-dir/a.svg`], /the folder .*no-dir does not exist/],
       ["ablate", ["--model", "depth=x"], /depth/],
       ["ablate", ["--arms", "pixels,rand"], /no arm "rand" in the targets study: expected names among/],
+      ["ablate", ["--arms", " , "], /no arm " , " in the targets study/],
       ["recipe", ["--data", `${dir}/a-file`], /--data .*a-file is a file; expected a dataset folder/],
       [
         "embed",

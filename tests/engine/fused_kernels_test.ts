@@ -71,6 +71,11 @@ function kernelCases(): {
       inputs: { dy: [[70, 36], 4], x: [[70, 36], 1], stats: [[70, 2], 0], gamma: [[36], 2] },
       attrs: {},
     },
+    { // the scalar path (a width not a multiple of 4), over several chunks
+      name: "IjLayerNormGrad",
+      inputs: { dy: [[70, 37], 4], x: [[70, 37], 1], stats: [[70, 2], 0], dres: [[70, 37], 5] },
+      attrs: {},
+    },
     { name: "IjSmoothL1", inputs: { d: [[R, F], 22] }, attrs: {} },
     { name: "IjSmoothL1Grad", inputs: { d: [[R, F], 22], dy: [[R, F], 23] }, attrs: {} },
     // attention: hd 3 (all scalar tails), 5 tokens (one block of 4 keys and a tail), with and without

@@ -75,9 +75,11 @@ function cases(): {
   ];
 }
 
-async function runAll(): Promise<Float32Array[][]> {
+/** Every case's outputs, with the workers on (`split`) or off; split, every kernel must split. */
+async function runAll(split: boolean): Promise<Float32Array[][]> {
   const out: Float32Array[][] = [];
   for (const [c, { name, inputs, attrs }] of cases().entries()) {
+    const splitsBefore = setGemmWorkers(split);
     const ins: Record<string, tf.Tensor> = {};
     for (const [i, [k, shape]] of Object.entries(inputs).entries()) {
       const n = shape.reduce((a, b) => a * b, 1);
@@ -91,6 +93,9 @@ async function runAll(): Promise<Float32Array[][]> {
     const outs = Array.isArray(r) ? r : [r];
     out.push(await Promise.all(outs.map(async (t) => (await t.data()) as Float32Array)));
     tf.dispose([...Object.values(ins), ...outs]);
+    const splits = setGemmWorkers(split) - splitsBefore;
+    if (split) assert(splits >= 1, `${name} did not split between threads`);
+    else assertEquals(splits, 0, `${name} split with the workers off`);
   }
   return out;
 }
@@ -113,12 +118,8 @@ Deno.test("parallel fused kernels: the same bits split between threads and on on
   for (let i = 0; i < 200 && readyWorkers() === 0; i++) await new Promise((r) => setTimeout(r, 25));
   assert(readyWorkers() > 0, "workers did not start");
   assert(gemmInPlace(), "the workers should compute in tfjs-wasm's memory");
-  const before = setGemmWorkers(true);
-  const split = await runAll();
-  const splits = setGemmWorkers(false) - before;
-  // every kernel split once or more (three calls each for the head layouts)
-  assert(splits >= cases().length, `expected every kernel split, got ${splits} splits`);
-  const alone = await runAll();
+  const split = await runAll(true);
+  const alone = await runAll(false);
   setGemmWorkers(true);
   for (const [c, { name }] of cases().entries()) {
     for (const [o, got] of split[c].entries()) {

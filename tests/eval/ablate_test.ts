@@ -79,6 +79,9 @@ Deno.test("ablate: the targets study runs both arms, writes results and resumes 
     ]);
     assertEquals(Object.keys(one.arms).length, 5);
     assert(!one.arms["representation (I-JEPA) / seed 2"]);
+    assertEquals(one.seeds, 2, "the study's seed count stays that of every arm");
+    const head = formatSummary(summarise(one), one).split("\n")[0];
+    assert(head.includes("seeds per arm: representation (I-JEPA) 2, pixels 3"), head);
     // so is the same study with other model settings for every arm, and a wrong setting fails first
     await assertRejects(
       () => runStudy({ ...base, model: { predictorDepth: 2 } }),

@@ -4,9 +4,9 @@
  *
  *     deno run -A lib/engine/simd/build.ts            # needs clang and wasm-ld (Debian: clang-14 lld-14)
  *
- * Each module is built twice: plain 128-bit SIMD, and with relaxed SIMD's fused multiply-add in
- * gemm.c's micro-kernel (`-mrelaxed-simd -DIJ_FMA`), which lib/engine/fused_simd.ts prefers where the
- * engine validates it (V8 since 11.4).
+ * Each module is built twice: plain 128-bit SIMD, and with relaxed SIMD's fused multiply-add (MADD:
+ * gemm.c's micro-kernel, attention's dot products, the erf and exp polynomials; `-mrelaxed-simd
+ * -DIJ_FMA`), which lib/engine/fused_simd.ts prefers where the engine validates it (V8 since 11.4).
  *
  * The module shares tfjs-wasm's memory, so the build refuses a module that could write anywhere
  * it was not given: it must import nothing but `env.memory`, have no data section, and no function

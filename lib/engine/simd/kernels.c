@@ -145,7 +145,7 @@ void ij_bias_gelu(const float* u, const float* bias, float* y, int R, int F) {
 
 // Rows per partial sum in the kernels that also sum over rows (bias and LayerNorm gradients): each
 // chunk of CHUNK rows sums its columns in float32, row by row, into one row of `part`; the caller
-// adds those rows in float64 (ij_col_sum). Chunks fall at fixed rows, so splitting whole chunks
+// adds those rows in float64 (ij_col_sum_strided). Chunks fall at fixed rows, so splitting whole chunks
 // between threads leaves the bits alone. Must match CHUNK_ROWS in lib/engine/fused_math.ts.
 #define CHUNK 32
 
@@ -428,7 +428,7 @@ void ij_col_sum_strided(const float* x, float* out, double* acc, int R, int C, i
 }
 
 // part [ceil(R / CHUNK), C] = column sums of x [R, C] by chunk of rows, float32 row by row (then
-// ij_col_sum over part): 8 vectors of sums in registers at a time.
+// ij_col_sum_strided over part): 8 vectors of sums in registers at a time.
 void ij_col_sum_part(const float* x, float* part, int R, int C) {
   for (int r0 = 0; r0 < R; r0 += CHUNK) {
     const int r1 = r0 + CHUNK < R ? r0 + CHUNK : R;

@@ -8,7 +8,7 @@
 /** The C files (in lib/engine/simd/) these bytes were built from, in the order hashed. */
 export const KERNELS_SOURCES = ["kernels.c", "gemm.c"];
 /** SHA-256 of those files' bytes, concatenated. */
-export const KERNELS_C_SHA256 = "e472447be747cebc5c9061d6c9328e7d63f135d63b321da32bd4f4c0d513f7ba";
+export const KERNELS_C_SHA256 = "aab5e08f9ef0f2ea7d5c2e9cfc7a1036cbc8beca26b1f69674b0a9e3e291fe49";
 
 /** The WebAssembly module (45729 bytes), base64. */
 export const KERNELS_WASM_BASE64 = [
