@@ -279,7 +279,10 @@ export interface BenchResult {
   backends: BackendResult[];
   /** PyTorch's best setup, the setups tried (short runs) and, with `--official`, the official modules. */
   torch?: TorchResult & {
+    /** Ours / PyTorch in img/s, ours the faster of its reference timings before and after PyTorch's. */
     ratio: number;
+    /** Our reference step timed again after PyTorch's runs (the machine's speed drifts meanwhile). */
+    oursAfter?: Timing;
     tried: { setup: string; medianMs: number }[];
     official?: TorchResult;
     /** The `--shapes` steps on PyTorch (its fastest setup for each), with ours / PyTorch in img/s. */

@@ -3,6 +3,8 @@
 import { assert, assertEquals, assertThrows } from "../_assert.ts";
 import { benchOptions } from "../../lib/eval/bench_options.ts";
 import { childEnv, torchAvailable, torchSetups } from "../../lib/eval/bench_torch.ts";
+import { torchRatio } from "../../lib/eval/bench.ts";
+import { formatReport } from "../../lib/eval/bench_report.ts";
 
 Deno.test("bench: unknown backends and rows are errors that list the known ones", () => {
   assertThrows(
@@ -156,4 +158,42 @@ Deno.test("bench products row: the reference step's products, each timed with ev
   }
   const text = formatProducts(p, 2).join("\n");
   assert(text.includes("ms per step: tfjs stock"), text);
+});
+
+Deno.test("bench: ours against PyTorch counts our faster timing, before or after PyTorch's runs, and says so", () => {
+  const t = (ms: number) => ({ medianMs: ms, perSecond: 64_000 / ms, runsMs: [ms] });
+  // PyTorch 320 ms a step; ours 400 ms before its runs, 320 after: even
+  assertEquals(torchRatio(t(320), t(400), t(320)), 1);
+  assertEquals(torchRatio(t(320), t(320), t(400)), 1);
+  assertEquals(torchRatio(t(320), t(640)), 0.5);
+  assert(Number.isNaN(torchRatio(t(320))));
+  const tokens = [{ context: 16, target: 31 }];
+  const report = formatReport({
+    date: "2026-12-05T00:00:00Z",
+    machine: { cores: 2, os: "linux-x86_64", deno: "2", tfjs: "4" },
+    options: { batch: 64, runs: 5, warmup: 2, seed: 0, quick: false },
+    backends: [{
+      label: "wasm+blas",
+      line: "backend: wasm",
+      peakRssBytes: 0,
+      reference: { ...t(400), tokens, loss: 1 },
+    }],
+    torch: {
+      ...t(320),
+      peakRssBytes: 0,
+      tokens,
+      version: "1.13",
+      threads: 2,
+      setup: "openblas-openmp",
+      libraries: [],
+      tried: [],
+      ratio: torchRatio(t(320), t(400), t(360)),
+      oursAfter: t(360),
+    },
+  });
+  assert(report.includes("ours (wasm+blas) / PyTorch: 0.89x img/s"), report);
+  assert(
+    report.includes("ours: 400 ms per step before PyTorch's runs, 360 ms after; the faster counts"),
+    report,
+  );
 });
