@@ -21,9 +21,9 @@ import { rowsCall } from "./parallel_kernels.ts";
 import type { SimdModule } from "./fused_simd.ts";
 
 /**
- * Run a kernel that writes, besides its rows, `parts` rows of C partial column sums per chunk of
- * {@link CHUNK_ROWS} rows, split between threads by whole chunks; then add the chunks' partial sums
- * in float64, in order, into `outs` (one per part). `args(r0, r1, part)` gives the arguments for
+ * Run a kernel that writes, besides its rows, `outs.length` rows of C partial column sums per chunk
+ * of {@link CHUNK_ROWS} rows, split between threads by whole chunks; then add the chunks' partial
+ * sums in float64, in order, into `outs` (one per part). `args(r0, r1, part)` gives the arguments for
  * rows [r0, r1) with `part` where that range's partial sums go. The chunks are the same however
  * the rows are split, so the sums' bits are too.
  */
