@@ -232,6 +232,7 @@ export async function describeHf(
     loss: "smooth_l1",
     varianceWeight: 0,
     covarianceWeight: 0,
+    sigregWeight: 0,
   };
   const cfg = modelConfig(config);
   checkNames(shapes, hfShapes(cfg), !pos, path, depth);

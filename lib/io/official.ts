@@ -72,6 +72,7 @@ export function inferConfig(
     loss: "smooth_l1",
     varianceWeight: 0,
     covarianceWeight: 0,
+    sigregWeight: 0,
   };
 }
 

@@ -55,6 +55,11 @@ export interface ModelConfig {
   varianceWeight: number;
   /** Weight of VICReg's covariance term (off-diagonal covariance of those tokens), off at 0. */
   covarianceWeight: number;
+  /**
+   * Weight of SIGReg (LeJEPA's collapse term, lib/model/sigreg.ts) on each image's mean context
+   * token, off at 0: an alternative to the VICReg terms, for issue 20's ablations.
+   */
+  sigregWeight: number;
 }
 
 /** A resolved config plus derived numbers. */
@@ -70,12 +75,16 @@ export interface ResolvedConfig extends ModelConfig {
 /** Each field's preset value with the reason it was chosen. */
 export type Preset = { [K in keyof ModelConfig]: readonly [ModelConfig[K], string] };
 
-const COMMON: Pick<Preset, "layerNormEps" | "targetMode" | "loss" | "varianceWeight" | "covarianceWeight"> = {
+const COMMON: Pick<
+  Preset,
+  "layerNormEps" | "targetMode" | "loss" | "varianceWeight" | "covarianceWeight" | "sigregWeight"
+> = {
   layerNormEps: [1e-6, "the official code's LayerNorm eps; the checkpoint fixture shows a wrong eps at 5e-5"],
   targetMode: ["representation", "I-JEPA predicts target-encoder features; 'pixel' is the Table 7 ablation"],
   loss: ["smooth_l1", "as the official code (the paper writes L2); steadier at small scale (field notes)"],
   varianceWeight: [0, "off: the official I-JEPA has no collapse term"],
   covarianceWeight: [0, "off: the official I-JEPA has no collapse term"],
+  sigregWeight: [0, "off: the official I-JEPA has no collapse term"],
 };
 
 function official(
@@ -180,7 +189,7 @@ export function modelConfig(
   }
   checkKeys(overrides, "overrides");
   // fields added after the first weights files: absent means off
-  const added: Partial<ModelConfig> = { varianceWeight: 0, covarianceWeight: 0 };
+  const added: Partial<ModelConfig> = { varianceWeight: 0, covarianceWeight: 0, sigregWeight: 0 };
   cfg = { ...added, ...cfg, ...overrides } as ModelConfig;
   for (const k of KEYS) {
     if (cfg[k] === undefined) throw new Error(`model config: missing field "${k}"`);
@@ -229,6 +238,11 @@ export function modelConfig(
   }
   if (cfg.loss !== "smooth_l1" && cfg.loss !== "l2") {
     throw new Error(`model config: loss must be "smooth_l1" or "l2", got "${cfg.loss}"`);
+  }
+  for (const k of ["varianceWeight", "covarianceWeight", "sigregWeight"] as const) {
+    if (!(typeof cfg[k] === "number" && cfg[k] >= 0 && Number.isFinite(cfg[k]))) {
+      throw new Error(`model config: ${k} must be a finite number >= 0 (0 is off), got ${cfg[k]}`);
+    }
   }
   const gridSize = cfg.imageSize / cfg.patchSize;
   return {

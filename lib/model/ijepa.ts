@@ -38,6 +38,7 @@ import { ParamStore } from "./params.ts";
 import { Predictor } from "./predictor.ts";
 import { checkMasks, type CollatedMasks } from "../masks/batch.ts";
 import { Rng } from "../engine/rng.ts";
+import { sigReg, SIGREG_SLICES, sigRegDirections } from "./sigreg.ts";
 import type {
   NamedTensorMap,
   Scalar,
@@ -243,13 +244,22 @@ export class IJEPA {
     });
   }
 
-  /** The training objective: the prediction distance plus the optional collapse terms. */
-  private objective(patches: tf.Tensor3D, masks: CollatedMasks, target: tf.Tensor3D): tf.Scalar {
+  /**
+   * The training objective: the prediction distance plus the optional collapse terms. `draw` gives
+   * SIGReg's random directions (a fixed draw when absent).
+   */
+  private objective(patches: tf.Tensor3D, masks: CollatedMasks, target: tf.Tensor3D, draw?: Rng): tf.Scalar {
     return tf.tidy(() => {
       const { pred, ctx } = this.predictWithContext(patches, masks);
       let loss = distance(pred, target, this.cfg.loss);
-      const { varianceWeight: vw, covarianceWeight: cw } = this.cfg;
-      if (vw > 0 || cw > 0) loss = loss.add(vicReg(ctx.reshape([-1, this.cfg.width]) as tf.Tensor2D, vw, cw));
+      const { varianceWeight: vw, covarianceWeight: cw, sigregWeight: sw, width } = this.cfg;
+      const tokens = ctx.reshape([-1, width]) as tf.Tensor2D;
+      if (vw > 0 || cw > 0) loss = loss.add(vicReg(tokens, vw, cw));
+      if (sw > 0) {
+        // on one embedding per image, the mean of its context tokens (see lib/model/sigreg.ts)
+        const dirs = tf.tensor2d(sigRegDirections(draw ?? new Rng(0), width), [width, SIGREG_SLICES]);
+        loss = loss.add(sigReg(ctx.mean(1) as tf.Tensor2D, dirs).mul(sw));
+      }
       return loss as tf.Scalar;
     });
   }
@@ -268,12 +278,13 @@ export class IJEPA {
    * The loss and its gradients for the trainable variables. The targets are computed first,
    * outside the gradient tape, so the target encoder's activations are freed before the backward
    * pass instead of being recorded with it. With `measureStd`, `targetStd` is the targets'
-   * {@link featureStd} as a tensor the caller reads (asynchronously) and disposes.
+   * {@link featureStd} as a tensor the caller reads (asynchronously) and disposes. `draw` gives the
+   * SIGReg term's random directions when `sigregWeight` > 0 (the trainer passes one per step).
    */
   lossAndGrads(
     images: Tensor4D,
     masks: CollatedMasks,
-    opts: { measureStd?: boolean } = {},
+    opts: { measureStd?: boolean; draw?: Rng } = {},
   ): { loss: Scalar; grads: NamedTensorMap; targetStd?: Scalar } {
     checkImages(images, this.cfg, "IJEPA.lossAndGrads");
     const patches = patchify(images, this.cfg.patchSize);
@@ -282,7 +293,7 @@ export class IJEPA {
     const target = tf.tidy(() => this.targetsFromPatches(patches, masks, measure));
     try {
       const { value, grads } = tf.variableGrads(
-        () => this.objective(patches, masks, target),
+        () => this.objective(patches, masks, target, opts.draw),
         this.trainableVariables(),
       );
       return { loss: value, grads, targetStd };

@@ -247,6 +247,7 @@ export class EMATrainer {
       ? BatchStream.fromState(data, streamOpts, this.#streamState)
       : new BatchStream(data, streamOpts);
     const t0 = performance.now();
+    if (o.outDir) await Deno.mkdir(o.outDir, { recursive: true });
     const before = this.#elapsed; // training seconds of earlier fits and runs resumed from
     const losses: number[] = [];
     let checkpoint: string | undefined;
@@ -264,6 +265,8 @@ export class EMATrainer {
       const images = tf.tensor4d(batch.images, batch.shape);
       const { loss, grads, targetStd: stdTensor } = model.lossAndGrads(images, masks, {
         measureStd: measure,
+        // SIGReg's directions from the seed and the step, so that a resumed run draws the same ones
+        draw: model.cfg.sigregWeight > 0 ? new Rng(Math.imul(o.seed + 1, 0x9e3779b1) ^ this.step) : undefined,
       });
       images.dispose();
       // async reads only: a synchronous read throws on webgpu under Deno

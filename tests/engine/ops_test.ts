@@ -35,6 +35,7 @@ import {
   keyPaddingBias,
 } from "../../lib/model/transformer.ts";
 import { ParamStore } from "../../lib/model/params.ts";
+import { sigReg, sigRegDirections } from "../../lib/model/sigreg.ts";
 import { Rng } from "../../lib/engine/rng.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -540,6 +541,24 @@ const GELU_X = Float32Array.from([
 }
 
 {
+  // SIGReg (lib/model/sigreg.ts): matMul, cos, sin and means, forward and gradient
+  const rng = new Rng(750);
+  const N = 24, D = 6, K = 5;
+  const X = randn(rng, N * D, 1.3), A = sigRegDirections(rng, D, K);
+  conformance({
+    name: "sigReg",
+    run: (s) => {
+      const x = s.input(X, [N, D]);
+      const a = s.input(A, [D, K]) as tf.Tensor2D;
+      const f = (t: tf.Tensor) => sigReg(t as tf.Tensor2D, a);
+      const [gx] = tf.grads((t: tf.Tensor) => f(t))([x]);
+      return { y: f(x), gx };
+    },
+    check: (v) => assert.ok(v.y[0] > 0 && Number.isFinite(v.y[0]), `sigReg = ${v.y[0]}`),
+  });
+}
+
+{
   const shape = [2, 3, 7];
   const rng = new Rng(800);
   const X = randn(rng, size(shape), 3), W = randn(rng, size(shape));
@@ -753,7 +772,7 @@ async function checkDirectional(
 
 const inp = (values: Float32Array, shape: number[]) => ({ values, shape });
 
-Deno.test("numerical gradients (cpu): layerNorm, gelu, smoothL1, gatherRows", async () => {
+Deno.test("numerical gradients (cpu): layerNorm, gelu, smoothL1, sigReg, gatherRows", async () => {
   const rng = new Rng(1200);
   const shape = [2, 3, 8], W = randn(rng, 48);
   await checkDirectional(
@@ -773,6 +792,13 @@ Deno.test("numerical gradients (cpu): layerNorm, gelu, smoothL1, gatherRows", as
   // Keep |d| at least 10 * EPS away from the kink at 1, where a central difference is not a derivative.
   const Dv = randn(rng, 64, 1.5).map((d) => (Math.abs(Math.abs(d) - 1) < 0.05 ? d * 1.2 : d));
   await checkDirectional("smoothL1", [inp(Dv, [64])], (d) => smoothL1(d).mul(tf.tensor(Wg)), 4);
+  const A = sigRegDirections(rng, 6, 5);
+  await checkDirectional(
+    "sigReg",
+    [inp(randn(rng, 60, 1.3), [10, 6])],
+    (x) => sigReg(x as tf.Tensor2D, tf.tensor2d(A, [6, 5])),
+    6,
+  );
   const idx = new Int32Array([1, 1, 4, 0, 2, 2, 2, 3]), Wr = randn(rng, 24);
   await checkDirectional(
     "gatherRows",

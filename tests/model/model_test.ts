@@ -2,7 +2,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "../_assert.ts";
 import { setBackend } from "../../lib/engine/backend.ts";
-import { modelConfig } from "../../lib/model/config.ts";
+import { type ModelConfig, modelConfig } from "../../lib/model/config.ts";
 import { IJEPA, meanFeatureStd } from "../../lib/model/ijepa.ts";
 import { AdamW } from "../../lib/train/adamw.ts";
 import type { CollatedMasks } from "../../lib/masks/batch.ts";
@@ -242,13 +242,19 @@ Deno.test("collapse terms: VICReg variance and covariance are zero when healthy,
   tf.dispose([healthy, collapsed, dup]);
 });
 
-Deno.test("model: the loss with collapse terms has the right gradient", async () => {
-  await setBackend("cpu", { quiet: true, blas: false });
-  const model = new IJEPA("tiny", { seed: 3, overrides: { varianceWeight: 1, covarianceWeight: 0.04 } });
-  const x = images(2, 6);
-  const { analytic, numeric } = await directionalCheck(model, x, tinyMasks(2), 11);
-  const rel = Math.abs(analytic - numeric) / Math.max(Math.abs(analytic), 1e-6);
-  assert(rel < 2e-2, `analytic ${analytic} vs numeric ${numeric}`);
-  x.dispose();
-  model.dispose();
-});
+for (
+  const overrides of [{ varianceWeight: 1, covarianceWeight: 0.04 }, { sigregWeight: 0.05 }] as Partial<
+    ModelConfig
+  >[]
+) {
+  Deno.test(`model: the loss with collapse terms ${JSON.stringify(overrides)} has the right gradient`, async () => {
+    await setBackend("cpu", { quiet: true, blas: false });
+    const model = new IJEPA("tiny", { seed: 3, overrides });
+    const x = images(2, 6);
+    const { analytic, numeric } = await directionalCheck(model, x, tinyMasks(2), 11);
+    const rel = Math.abs(analytic - numeric) / Math.max(Math.abs(analytic), 1e-6);
+    assert(rel < 2e-2, `analytic ${analytic} vs numeric ${numeric}`);
+    x.dispose();
+    model.dispose();
+  });
+}
