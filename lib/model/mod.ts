@@ -18,7 +18,16 @@ export {
 export { checkImages, type EncodeOptions, type TokenSelection, VisionTransformer } from "./vit.ts";
 export { Predictor } from "./predictor.ts";
 export { type CollatedMasks } from "../masks/batch.ts";
-export { distance, IJEPA, type IJEPAOptions, meanFeatureStd, type ModelPart, TARGET_EPS } from "./ijepa.ts";
+export {
+  distance,
+  IJEPA,
+  type IJEPAOptions,
+  meanFeatureStd,
+  type ModelPart,
+  TARGET_EPS,
+  vicReg,
+} from "./ijepa.ts";
+export { sigReg, SIGREG_SLICES, sigRegDirections } from "./sigreg.ts";
 export type { ParamStore } from "./params.ts";
 export { sincosPosEmbed } from "./posembed.ts";
 // Types from lower folders that this folder's API uses, so this entry's docs are complete.
