@@ -9,7 +9,7 @@ import { modelConfig, PRESET_NAMES } from "../model/config.ts";
 import { loadDataset } from "../data/load.ts";
 import { parseNuisance, withNuisance } from "../data/nuisance.ts";
 import { recipe } from "../train/recipes.ts";
-import { parseModelSettings } from "../eval/ablate_settings.ts";
+import { parseEma, parseModelSettings } from "../eval/ablate_settings.ts";
 import { FIGURE_EXTENSIONS } from "../viz/figure_file.ts";
 import { StudyProgress } from "../viz/progress_text.ts";
 import {
@@ -47,6 +47,11 @@ const SPEC: CliSpec = {
       help:
         "model settings for every arm alike, e.g. predictorDepth=2,varianceWeight=0 (fields of the preset)",
     },
+    ema: {
+      type: "string",
+      help:
+        "the target encoder's EMA momentum from START to END over each run, START,END (default: the recipe's)",
+    },
     nuisance: {
       type: "string",
       default: "none",
@@ -72,6 +77,7 @@ async function main(args: string[]) {
     asUsage(() => pickArms(study, grid, [String(f.arms)])); // names the study's arms
   }
   asUsage(() => pickArms(study, grid, armNames)); // an arm the study does not have
+  const ema = f.ema === undefined ? undefined : asUsage(() => parseEma(f.ema as string));
   const nuisance = asUsage(() => parseNuisance(f.nuisance as string));
   const tag = nuisance ? `-${nuisance.kind}${nuisance.strength}` : "";
   const out = (f.out as string | undefined) ?? `runs/ablate-${study}-${preset}${tag}`;
@@ -106,6 +112,7 @@ async function main(args: string[]) {
     probeSeeds: f["probe-seeds"] as number,
     arms: armNames,
     model,
+    ema,
     data,
     outDir: out,
     log,

@@ -49,6 +49,11 @@ export interface StudyOptions {
    * random-init baseline gets them too. Recorded in results.json; a resumed study must match.
    */
   model?: Partial<ModelConfig>;
+  /**
+   * The target encoder's EMA momentum, from [0] to [1] over each run (default: the recipe's, the
+   * official 0.996 to 1). Recorded in results.json when set; a resumed study must match.
+   */
+  ema?: [number, number];
   /** Where progress lines go (default none). */
   log?: (line: string) => void;
   /**
@@ -100,6 +105,8 @@ export interface StudyResults {
   data: string;
   /** The study-wide model settings ({@link StudyOptions.model}), when any. */
   model?: Partial<ModelConfig>;
+  /** The EMA momentum range ({@link StudyOptions.ema}), when not the recipe's. */
+  ema?: [number, number];
   /** Finished runs, keyed `<arm> / seed <n>`. */
   arms: Record<string, ArmResult>;
   /** The random-init and raw-pixel baselines, probed once. */
@@ -137,6 +144,10 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
   const shared = o.model ?? {};
   modelConfig(o.preset, shared); // a wrong key or value fails here, before any training
   const sharedText = JSON.stringify(shared);
+  const ema = o.ema ?? base.ema;
+  if (!(ema.length === 2 && ema.every((m) => m >= 0 && m <= 1))) {
+    throw new RangeError(`runStudy: ema must be two momenta in [0, 1], got ${JSON.stringify(o.ema)}`);
+  }
   if (results && results.data !== undefined && results.data !== o.data.source) {
     // other images (another data set, or other nuisance backgrounds) must not be mixed into the tables
     throw new Error(
@@ -146,14 +157,12 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
   if (
     results &&
     (results.study !== o.study || results.preset !== o.preset || results.steps !== steps ||
-      JSON.stringify(results.model ?? {}) !== sharedText)
+      JSON.stringify(results.model ?? {}) !== sharedText || `${results.ema ?? base.ema}` !== `${ema}`)
   ) {
     throw new Error(
       `${path} holds a ${results.study} study of ${results.preset} for ${results.steps} steps, model ` +
-        `${
-          JSON.stringify(results.model ?? {})
-        }; this run asks for ${o.study}, ${o.preset}, ${steps} steps, ` +
-        `model ${sharedText}: use another --out`,
+        `${JSON.stringify(results.model ?? {})}, EMA ${results.ema ?? base.ema}; this run asks for ` +
+        `${o.study}, ${o.preset}, ${steps} steps, model ${sharedText}, EMA ${ema}: use another --out`,
     );
   }
   // a study resumed with more seeds for every arm reports them all (with --arms, the header counts
@@ -166,6 +175,7 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
     seeds: o.seeds,
     data: o.data.source,
     ...(Object.keys(shared).length ? { model: shared } : {}),
+    ...(o.ema ? { ema: o.ema } : {}),
     arms: {},
   };
   const probeOpts = { shots: [10], onePercent: true, full: false, seeds: o.probeSeeds ?? 3, k: 20 };
@@ -194,6 +204,7 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
       const model = new IJEPA(o.preset, { seed, overrides: { ...shared, ...arm.model } });
       trainer = new EMATrainer(model, {
         ...recipe(o.preset, steps),
+        ema,
         seed,
         outDir: runDir,
         checkpointEvery: 50,
@@ -266,7 +277,7 @@ export interface SummaryRow {
 
 /** Summarise a study: per arm and encoder, 1% probe, 10-shot probe and kNN (1%), mean and spread. */
 export function summarise(r: StudyResults): SummaryRow[] {
-  const arms = studyArms(r.study, modelConfig(r.preset).gridSize);
+  const arms = studyArms(r.study, modelConfig(r.preset, r.model ?? {}).gridSize);
   const byMethod = new Map<
     string,
     { cells: Record<string, number[]>; paper?: number; draws: Record<string, number[]> }
@@ -328,7 +339,7 @@ export function formatSummary(rows: SummaryRow[], r: StudyResults): string {
     ? `${[...counts][0] ?? r.seeds} seed(s)`
     : `seeds per arm: ${[...perArm].map(([arm, n]) => `${arm} ${n}`).join(", ")}`;
   const lines = [
-    `${r.study} study, preset ${r.preset}, ${r.steps} steps, ${seeds}; ${r.data}`,
+    `${r.study} study, preset ${r.preset}${settingsText(r)}, ${r.steps} steps, ${seeds}; ${r.data}`,
     head,
     "-".repeat(head.length),
   ];
@@ -343,6 +354,13 @@ export function formatSummary(rows: SummaryRow[], r: StudyResults): string {
     );
   }
   return lines.join("\n");
+}
+
+/** The study-wide settings for a summary's first line: ` (patchSize=2, EMA 0.9999 -> 1)` or "". */
+function settingsText(r: StudyResults): string {
+  const parts = Object.entries(r.model ?? {}).map(([k, v]) => `${k}=${v}`);
+  if (r.ema) parts.push(`EMA ${r.ema[0]} -> ${r.ema[1]}`);
+  return parts.length ? ` (${parts.join(", ")})` : "";
 }
 
 export { formatProbeTable };

@@ -24,3 +24,13 @@ export function parseModelSettings(text: string): Partial<ModelConfig> {
   }
   return out as Partial<ModelConfig>;
 }
+
+/** "0.9999,1" -> [0.9999, 1]: the `--ema` setting, two momenta in [0, 1]. */
+export function parseEma(text: string): [number, number] {
+  const v = text.split(",").map((s) => s.trim());
+  const m = v.map(Number);
+  if (v.length !== 2 || v.some((s) => s === "") || !m.every((x) => x >= 0 && x <= 1)) {
+    throw new Error(`ablate: --ema expects START,END, two momenta in [0, 1] (e.g. 0.9999,1), got "${text}"`);
+  }
+  return [m[0], m[1]];
+}

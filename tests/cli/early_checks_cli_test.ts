@@ -60,6 +60,8 @@ Deno.test("cli: destinations and inputs of the training tasks are checked before
       ["probe", ["--weights", `${dir}/w.safetensors`], /weights file .*w\.safetensors not found/],
       ["ablate", ["--png", `${dir}/no-dir/a.svg`], /the folder .*no-dir does not exist/],
       ["ablate", ["--model", "depth=x"], /depth/],
+      ["ablate", ["--model", "sigregWeight=-1"], /sigregWeight must be a finite number >= 0/],
+      ["ablate", ["--ema", "0.9999"], /--ema expects START,END, two momenta in \[0, 1\]/],
       ["ablate", ["--arms", "pixels,rand"], /no arm "rand" in the targets study: expected names among/],
       ["ablate", ["--arms", " , "], /no arm " , " in the targets study/],
       ["recipe", ["--data", `${dir}/a-file`], /--data .*a-file is a file; expected a dataset folder/],

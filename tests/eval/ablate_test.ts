@@ -1,5 +1,5 @@
 // The study runner on the tiny preset: every arm runs, results are written, a rerun skips them.
-import { assert, assertEquals, assertRejects, assertThrows } from "../_assert.ts";
+import { assert, assertAlmostEquals, assertEquals, assertRejects, assertThrows } from "../_assert.ts";
 import { formatSummary, runStudy, studyArms, summarise } from "../../lib/eval/ablate.ts";
 import { setBackend } from "../../lib/engine/backend.ts";
 import { loadFashionMnist } from "../../lib/data/load.ts";
@@ -86,7 +86,13 @@ Deno.test("ablate: the targets study runs both arms, writes results and resumes 
     await assertRejects(
       () => runStudy({ ...base, model: { predictorDepth: 2 } }),
       Error,
-      'model {}; this run asks for targets, tiny, 4 steps, model {"predictorDepth":2}',
+      'model {}, EMA 0.996,1; this run asks for targets, tiny, 4 steps, model {"predictorDepth":2}',
+    );
+    // and so is another EMA schedule
+    await assertRejects(
+      () => runStudy({ ...base, ema: [0.9999, 1] }),
+      Error,
+      "EMA 0.9999,1: use another --out",
     );
     await assertRejects(
       () => runStudy({ ...base, outDir: `${out}/x`, model: { depht: 2 } as never }),
@@ -110,6 +116,53 @@ Deno.test("ablate: the masking arms differ only in their masks", () => {
   assertEquals(new Set(arms.map((a) => a.masks.minKeep)).size, 1);
   for (const a of arms) assertEquals(a.model, {});
   assertEquals(studyArms("masking", 4)[0].masks.minKeep, 4); // a 2x2 quadrant on a 4x4 grid
+});
+
+Deno.test("ablate: an EMA schedule reaches the trainer and is recorded beside the model settings", async () => {
+  await setBackend("wasm", { quiet: true });
+  const out = await Deno.makeTempDir();
+  try {
+    const r = await runStudy({
+      study: "targets",
+      preset: "tiny",
+      steps: 3,
+      seeds: 1,
+      data,
+      outDir: out,
+      arms: ["representation (I-JEPA)"],
+      model: { sigregWeight: 0.05 },
+      ema: [0.5, 0.75],
+    });
+    assertEquals(JSON.parse(await Deno.readTextFile(`${out}/results.json`)).ema, [0.5, 0.75]);
+    const run = [...Deno.readDirSync(out)].find((e) => e.isDirectory)!.name;
+    const momenta = (await Deno.readTextFile(`${out}/${run}/metrics.jsonl`)).trim().split("\n")
+      .map((l) => JSON.parse(l).momentum);
+    assertEquals(momenta.length, 3);
+    assertAlmostEquals(momenta[0], 0.5, 1e-12);
+    assert(momenta[2] > momenta[1] && momenta[2] <= 0.75, `momenta ${momenta}`);
+    const head = formatSummary(summarise(r), r).split("\n")[0];
+    assert(head.includes("(sigregWeight=0.05, EMA 0.5 -> 0.75)"), head);
+    await assertRejects(
+      () =>
+        runStudy({ study: "targets", preset: "tiny", steps: 3, seeds: 1, data, outDir: out, ema: [0.5, 2] }),
+      RangeError,
+      "ema must be two momenta in [0, 1]",
+    );
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("ablate: --ema parses START,END and refuses anything else", async () => {
+  const { parseEma } = await import("../../lib/eval/ablate_settings.ts");
+  assertEquals(parseEma("0.9999, 1"), [0.9999, 1]);
+  for (const bad of ["0.99", "0.9,1.2", "a,b", ",1"]) {
+    assertThrows(
+      () => parseEma(bad),
+      Error,
+      `--ema expects START,END, two momenta in [0, 1] (e.g. 0.9999,1), got "${bad}"`,
+    );
+  }
 });
 
 Deno.test("ablate: --model settings parse into config fields", async () => {
