@@ -28,13 +28,44 @@ typedef float f32x4_t __attribute__((__vector_size__(16)));
 #define MC 64
 #define NC 512
 
+// Transpose the 4x4 block whose rows are r0..r3: on return r0..r3 hold its columns.
+#define TRANSPOSE4(r0, r1, r2, r3)                                 \
+  do {                                                             \
+    f4 t0_ = wasm_i32x4_shuffle(r0, r1, 0, 4, 1, 5);               \
+    f4 t1_ = wasm_i32x4_shuffle(r2, r3, 0, 4, 1, 5);               \
+    f4 t2_ = wasm_i32x4_shuffle(r0, r1, 2, 6, 3, 7);               \
+    f4 t3_ = wasm_i32x4_shuffle(r2, r3, 2, 6, 3, 7);               \
+    r0 = wasm_i32x4_shuffle(t0_, t1_, 0, 1, 4, 5);                 \
+    r1 = wasm_i32x4_shuffle(t0_, t1_, 2, 3, 6, 7);                 \
+    r2 = wasm_i32x4_shuffle(t2_, t3_, 0, 1, 4, 5);                 \
+    r3 = wasm_i32x4_shuffle(t2_, t3_, 2, 3, 6, 7);                 \
+  } while (0)
+
 // Pack rows [0, m) x k of op(A) into MR-row panels, k-major: panel r holds A(i0..i0+MR, p) at
-// dst[r*MR*k + p*MR + (i - i0)]; rows past m are zero.
+// dst[r*MR*k + p*MR + (i - i0)]; rows past m are zero. Full panels of a row-major op(A) (cs == 1)
+// go four k-steps at a time through a 4x4 transpose, of a column-major one (rs == 1) one vector per
+// k-step; the rest element by element.
 static void pack_a(const float* a, int rs, int cs, int m, int k, float* dst) {
   for (int i0 = 0; i0 < m; i0 += MR) {
     int rows = m - i0 < MR ? m - i0 : MR;
-    for (int p = 0; p < k; p++) {
-      const float* src = a + (long)i0 * rs + (long)p * cs;
+    int p = 0;
+    const float* row = a + (long)i0 * rs;
+    if (rows == MR && cs == 1) {
+      for (; p + 4 <= k; p += 4) {
+        f4 r0 = wasm_v128_load(row + p), r1 = wasm_v128_load(row + rs + p);
+        f4 r2 = wasm_v128_load(row + 2L * rs + p), r3 = wasm_v128_load(row + 3L * rs + p);
+        TRANSPOSE4(r0, r1, r2, r3);
+        float* d = dst + p * MR;
+        wasm_v128_store(d, r0);
+        wasm_v128_store(d + 4, r1);
+        wasm_v128_store(d + 8, r2);
+        wasm_v128_store(d + 12, r3);
+      }
+    } else if (rows == MR && rs == 1) {
+      for (; p < k; p++) wasm_v128_store(dst + p * MR, wasm_v128_load(row + (long)p * cs));
+    }
+    for (; p < k; p++) {
+      const float* src = row + (long)p * cs;
       float* d = dst + p * MR;
       for (int r = 0; r < rows; r++) d[r] = src[(long)r * rs];
       for (int r = rows; r < MR; r++) d[r] = 0.f;
@@ -43,20 +74,45 @@ static void pack_a(const float* a, int rs, int cs, int m, int k, float* dst) {
   }
 }
 
-// Pack k x columns [0, n) of op(B) into NR-column panels, k-major, columns past n zero.
+// Pack k x columns [0, n) of op(B) into NR-column panels, k-major, columns past n zero. Full panels
+// of a row-major op(B) (cs == 1) copy two vectors per k-step; of a column-major one (rs == 1, a
+// transposed B) go four k-steps at a time through two 4x4 transposes; the rest element by element.
 static void pack_b(const float* b, int rs, int cs, int k, int n, float* dst) {
   for (int j0 = 0; j0 < n; j0 += NR) {
     int cols = n - j0 < NR ? n - j0 : NR;
-    for (int p = 0; p < k; p++) {
-      const float* src = b + (long)p * rs + (long)j0 * cs;
-      float* d = dst + p * NR;
-      if (cols == NR && cs == 1) {
-        wasm_v128_store(d, wasm_v128_load(src));
-        wasm_v128_store(d + 4, wasm_v128_load(src + 4));
-      } else {
-        for (int c = 0; c < cols; c++) d[c] = src[(long)c * cs];
-        for (int c = cols; c < NR; c++) d[c] = 0.f;
+    const float* col = b + (long)j0 * cs;
+    int p = 0;
+    if (cols == NR && cs == 1) {
+      for (; p < k; p++) {
+        const float* src = col + (long)p * rs;
+        wasm_v128_store(dst + p * NR, wasm_v128_load(src));
+        wasm_v128_store(dst + p * NR + 4, wasm_v128_load(src + 4));
       }
+    } else if (cols == NR && rs == 1) {
+      for (; p + 4 <= k; p += 4) {
+        const float* src = col + p;
+        f4 c0 = wasm_v128_load(src), c1 = wasm_v128_load(src + cs);
+        f4 c2 = wasm_v128_load(src + 2L * cs), c3 = wasm_v128_load(src + 3L * cs);
+        f4 c4 = wasm_v128_load(src + 4L * cs), c5 = wasm_v128_load(src + 5L * cs);
+        f4 c6 = wasm_v128_load(src + 6L * cs), c7 = wasm_v128_load(src + 7L * cs);
+        TRANSPOSE4(c0, c1, c2, c3);
+        TRANSPOSE4(c4, c5, c6, c7);
+        float* d = dst + p * NR;
+        wasm_v128_store(d, c0);
+        wasm_v128_store(d + 4, c4);
+        wasm_v128_store(d + 8, c1);
+        wasm_v128_store(d + 12, c5);
+        wasm_v128_store(d + 16, c2);
+        wasm_v128_store(d + 20, c6);
+        wasm_v128_store(d + 24, c3);
+        wasm_v128_store(d + 28, c7);
+      }
+    }
+    for (; p < k; p++) {
+      const float* src = col + (long)p * rs;
+      float* d = dst + p * NR;
+      for (int c = 0; c < cols; c++) d[c] = src[(long)c * cs];
+      for (int c = cols; c < NR; c++) d[c] = 0.f;
     }
     dst += NR * k;
   }
