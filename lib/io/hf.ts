@@ -233,6 +233,7 @@ export async function describeHf(
     varianceWeight: 0,
     covarianceWeight: 0,
     sigregWeight: 0,
+    sigregOn: "images",
   };
   const cfg = modelConfig(config);
   checkNames(shapes, hfShapes(cfg), !pos, path, depth);

@@ -73,6 +73,7 @@ export function inferConfig(
     varianceWeight: 0,
     covarianceWeight: 0,
     sigregWeight: 0,
+    sigregOn: "images",
   };
 }
 

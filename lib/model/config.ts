@@ -60,7 +60,12 @@ export interface ModelConfig {
    * token, off at 0: an alternative to the VICReg terms, for issue 20's ablations.
    */
   sigregWeight: number;
+  /** What SIGReg regularises: one embedding per image (its mean context token) or every token. */
+  sigregOn: SigregOn;
 }
+
+/** The samples SIGReg sees: each image's mean context token, or each context token. */
+export type SigregOn = "images" | "tokens";
 
 /** A resolved config plus derived numbers. */
 export interface ResolvedConfig extends ModelConfig {
@@ -77,7 +82,7 @@ export type Preset = { [K in keyof ModelConfig]: readonly [ModelConfig[K], strin
 
 const COMMON: Pick<
   Preset,
-  "layerNormEps" | "targetMode" | "loss" | "varianceWeight" | "covarianceWeight" | "sigregWeight"
+  "layerNormEps" | "targetMode" | "loss" | "varianceWeight" | "covarianceWeight" | "sigregWeight" | "sigregOn"
 > = {
   layerNormEps: [1e-6, "the official code's LayerNorm eps; the checkpoint fixture shows a wrong eps at 5e-5"],
   targetMode: ["representation", "I-JEPA predicts target-encoder features; 'pixel' is the Table 7 ablation"],
@@ -85,6 +90,7 @@ const COMMON: Pick<
   varianceWeight: [0, "off: the official I-JEPA has no collapse term"],
   covarianceWeight: [0, "off: the official I-JEPA has no collapse term"],
   sigregWeight: [0, "off: the official I-JEPA has no collapse term"],
+  sigregOn: ["images", "one embedding per image, as LeJEPA's one per view; cheap (lib/model/sigreg.ts)"],
 };
 
 function official(
@@ -189,7 +195,12 @@ export function modelConfig(
   }
   checkKeys(overrides, "overrides");
   // fields added after the first weights files: absent means off
-  const added: Partial<ModelConfig> = { varianceWeight: 0, covarianceWeight: 0, sigregWeight: 0 };
+  const added: Partial<ModelConfig> = {
+    varianceWeight: 0,
+    covarianceWeight: 0,
+    sigregWeight: 0,
+    sigregOn: "images",
+  };
   cfg = { ...added, ...cfg, ...overrides } as ModelConfig;
   for (const k of KEYS) {
     if (cfg[k] === undefined) throw new Error(`model config: missing field "${k}"`);
@@ -235,6 +246,9 @@ export function modelConfig(
   }
   if (cfg.targetMode !== "representation" && cfg.targetMode !== "pixel") {
     throw new Error(`model config: targetMode must be "representation" or "pixel", got "${cfg.targetMode}"`);
+  }
+  if (cfg.sigregOn !== "images" && cfg.sigregOn !== "tokens") {
+    throw new Error(`model config: sigregOn must be "images" or "tokens", got "${cfg.sigregOn}"`);
   }
   if (cfg.loss !== "smooth_l1" && cfg.loss !== "l2") {
     throw new Error(`model config: loss must be "smooth_l1" or "l2", got "${cfg.loss}"`);

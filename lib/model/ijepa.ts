@@ -256,9 +256,10 @@ export class IJEPA {
       const tokens = ctx.reshape([-1, width]) as tf.Tensor2D;
       if (vw > 0 || cw > 0) loss = loss.add(vicReg(tokens, vw, cw));
       if (sw > 0) {
-        // on one embedding per image, the mean of its context tokens (see lib/model/sigreg.ts)
+        // one embedding per image (the mean of its context tokens) or every token: lib/model/sigreg.ts
         const dirs = tf.tensor2d(sigRegDirections(draw ?? new Rng(0), width), [width, SIGREG_SLICES]);
-        loss = loss.add(sigReg(ctx.mean(1) as tf.Tensor2D, dirs).mul(sw));
+        const samples = this.cfg.sigregOn === "tokens" ? tokens : ctx.mean(1) as tf.Tensor2D;
+        loss = loss.add(sigReg(samples, dirs).mul(sw));
       }
       return loss as tf.Scalar;
     });

@@ -13,6 +13,7 @@ export {
   presetReasons,
   PRESETS,
   type ResolvedConfig,
+  type SigregOn,
   type TargetMode,
 } from "./config.ts";
 export { checkImages, type EncodeOptions, type TokenSelection, VisionTransformer } from "./vit.ts";

@@ -10,11 +10,13 @@
  * double it (LeJEPA's quadrature). The term is the mean of the statistic over the K directions.
  *
  * Where we use it and how it differs from LeJEPA: LeJEPA regularises one embedding per view of an
- * image, after a projector; we regularise one embedding per image, the mean of the context encoder's
- * output tokens, with no projector (the probes read the same kind of average). Padded context slots,
- * when masks are padded, count in that mean. Not per token, as our VICReg terms: a [tokens, slices,
- * knots] tensor for the 1088 context tokens of the quick preset's batch doubled the CPU step time
- * (about 470 to 840-940 ms); 64 image embeddings cost little. The directions come from our seeded
+ * image, after a projector. We have no projector, and the model setting `sigregOn` picks the samples:
+ * `images` (the default), one embedding per image, the mean of the context encoder's output tokens
+ * (the probes read the same kind of average); or `tokens`, every context token, as our VICReg terms
+ * (tokens of one image are not independent draws; the term asks only their marginal distribution to
+ * be Gaussian). Padded context slots, when masks are padded, count in either. Per token costs: the
+ * [tokens, slices, knots] tensor for the 1088 context tokens of the quick preset's batch doubled the
+ * CPU step time (about 470 to 840-940 ms), where 64 image embeddings add about 30 ms. The directions come from our seeded
  * {@link Rng} (the trainer passes one per step), so a run and its resumed copy draw the same ones
  * on every backend.
  *

@@ -243,9 +243,11 @@ Deno.test("collapse terms: VICReg variance and covariance are zero when healthy,
 });
 
 for (
-  const overrides of [{ varianceWeight: 1, covarianceWeight: 0.04 }, { sigregWeight: 0.05 }] as Partial<
-    ModelConfig
-  >[]
+  const overrides of [
+    { varianceWeight: 1, covarianceWeight: 0.04 },
+    { sigregWeight: 0.05 },
+    { sigregWeight: 0.05, sigregOn: "tokens" },
+  ] as Partial<ModelConfig>[]
 ) {
   Deno.test(`model: the loss with collapse terms ${JSON.stringify(overrides)} has the right gradient`, async () => {
     await setBackend("cpu", { quiet: true, blas: false });

@@ -114,7 +114,12 @@ Deno.test("sigReg: a direction matrix of the wrong width is refused with both sh
     Error,
     "varianceWeight must be a finite number",
   );
-  assertEquals(modelConfig("quick").sigregWeight, 0);
+  assertThrows(
+    () => modelConfig("tiny", { sigregOn: "pixels" as never }),
+    Error,
+    'sigregOn must be "images" or "tokens"',
+  );
+  assertEquals([modelConfig("quick").sigregWeight, modelConfig("quick").sigregOn], [0, "images"]);
 });
 
 Deno.test("sigReg: a tiny run with it is killed mid-way and resumes to the same losses", async () => {
