@@ -288,6 +288,10 @@ export function summarise(r: StudyResults): SummaryRow[] {
       t.settings.forEach((s, i) => {
         (e.cells[`probe ${s.name}`] ??= []).push(100 * row.probe[i].mean);
         (e.draws[`probe ${s.name}`] ??= []).push(...row.probe[i].runs.map((x) => 100 * x));
+        if (row.rankMe !== undefined && s.name === "1%") {
+          (e.cells["RankMe"] ??= []).push(row.rankMe); // results.json files before it have none
+          e.draws["RankMe"] ??= [];
+        }
         if (row.knn && s.name === "1%") {
           (e.cells["kNN 1%"] ??= []).push(100 * row.knn[i].mean);
           (e.draws["kNN 1%"] ??= []).push(...row.knn[i].runs.map((x) => 100 * x));
@@ -307,8 +311,9 @@ export function summarise(r: StudyResults): SummaryRow[] {
     const cells: Record<string, [number, number]> = {};
     for (const [col, vals] of Object.entries(e.cells)) {
       // spread over training seeds when there are several, else over the probe's label draws
+      // (RankMe has no label draws: with one seed its spread is NaN, printed as none)
       const spreadOf = vals.length > 1 ? vals : e.draws[col];
-      cells[col] = [mean(vals), std(spreadOf)];
+      cells[col] = [mean(vals), col === "RankMe" && spreadOf.length < 2 ? NaN : std(spreadOf)];
     }
     out.push({ method, cells, paper: e.paper });
   }
@@ -326,7 +331,7 @@ function std(a: number[]): number {
 
 /** A plain-text table of {@link summarise}'s rows, with the paper's figure beside each arm. */
 export function formatSummary(rows: SummaryRow[], r: StudyResults): string {
-  const cols = ["probe 1%", "probe 10-shot", "kNN 1%"];
+  const cols = ["probe 1%", "probe 10-shot", "kNN 1%", "RankMe"];
   const head = ["method".padEnd(42), ...cols.map((c) => c.padStart(14)), "paper (1% IN)".padStart(14)].join(
     "",
   );
@@ -346,7 +351,12 @@ export function formatSummary(rows: SummaryRow[], r: StudyResults): string {
   for (const row of rows) {
     const cells = cols.map((c) => {
       const v = row.cells[c];
-      return (v ? `${v[0].toFixed(1)} ± ${v[1].toFixed(1)}` : "-").padStart(14);
+      const text = !v
+        ? "-"
+        : Number.isNaN(v[1])
+        ? v[0].toFixed(1)
+        : `${v[0].toFixed(1)} ± ${v[1].toFixed(1)}`;
+      return text.padStart(14);
     });
     lines.push(
       [row.method.padEnd(42), ...cells, (row.paper !== undefined ? row.paper.toFixed(1) : "").padStart(14)]

@@ -23,6 +23,7 @@ export {
   runProbeSuite,
 } from "./suite.ts";
 export { formatProbeTable, probeBars } from "./report.ts";
+export { rankMe, RANKME_EPS, symmetricEigenvalues } from "./rankme.ts";
 export {
   type Arm,
   type ArmResult,
@@ -50,7 +51,7 @@ export type {
   Variable,
 } from "../engine/tensor_types.ts";
 export type { MaskCollation, MaskerOptions, MaskStrategy, Range2 } from "../masks/options.ts";
-export type { LossKind, ModelConfig, ResolvedConfig, TargetMode } from "../model/config.ts";
+export type { LossKind, ModelConfig, ResolvedConfig, SigregOn, TargetMode } from "../model/config.ts";
 export type { ParamStore } from "../model/params.ts";
 export type { EncodeOptions, TokenSelection, VisionTransformer } from "../model/vit.ts";
 export type { StepInfo } from "../train/trainer.ts";

@@ -18,7 +18,7 @@ function settingHeader(s: ProbeSetting): string {
 
 /**
  * The table as text: one block for the linear probe and one for kNN, a row per method, a column
- * per setting, `mean ± std` in percent over the draws.
+ * per setting, `mean ± std` in percent over the draws; the probe block also gives each row's RankMe.
  *
  * @example
  * ```ts
@@ -41,16 +41,18 @@ export function formatProbeTable(table: ProbeTable): string {
   const nameW = Math.max(22, ...table.rows.map((r) => r.method.length + 2));
   const cellText = (c: ProbeCell, draws: number) =>
     draws > 1 ? `${(100 * c.mean).toFixed(1)} ± ${(100 * c.std).toFixed(1)}` : (100 * c.mean).toFixed(1);
-  const block = (title: string, pick: (r: ProbeRow) => ProbeCell[] | null) => {
+  const block = (title: string, pick: (r: ProbeRow) => ProbeCell[] | null, rank = false) => {
     const lines = [
       title,
-      "method".padEnd(nameW) + "dim".padStart(6) + heads.map((h) => h.padStart(colW)).join(""),
+      "method".padEnd(nameW) + "dim".padStart(6) + (rank ? "RankMe".padStart(8) : "") +
+      heads.map((h) => h.padStart(colW)).join(""),
     ];
     for (const r of table.rows) {
       const cells = pick(r);
       if (!cells) continue;
       lines.push(
         r.method.padEnd(nameW) + String(r.dim).padStart(6) +
+          (rank ? (r.rankMe?.toFixed(1) ?? "-").padStart(8) : "") +
           cells.map((c, i) => cellText(c, table.settings[i].draws).padStart(colW)).join(""),
       );
     }
@@ -63,6 +65,7 @@ export function formatProbeTable(table: ProbeTable): string {
       } ` +
         `(pool ${table.pool}, test ${table.test})`,
       (r) => r.probe,
+      true,
     ),
   ];
   if (table.k > 0) out.push("", block(`kNN (cosine, k=${table.k}): test accuracy %`, (r) => r.knn));

@@ -26,6 +26,7 @@ import { extractFeatures, type FeatureSet, rawPixelFeatures, type Readout } from
 import { Rng } from "../engine/rng.ts";
 import type { VisionTransformer } from "../model/vit.ts";
 import { takeFeatureRows } from "./feature_matrix.ts";
+import { rankMe } from "./rankme.ts";
 import { confusionMatrix, PROBE_DEFAULTS, type ProbeOptions, trainLinearProbe } from "./linear_probe.ts";
 import { knnAccuracy, type LabelledFeatures } from "./knn.ts";
 import { type ProbeSetting, probeSettings, sampleLabelSubset } from "./label_draws.ts";
@@ -60,6 +61,11 @@ export interface ProbeRow {
   iterations: number[];
   /** Seconds spent computing this row's features (pool and test). */
   featureSeconds: number;
+  /**
+   * RankMe, the effective rank of the test set's features (lib/eval/rankme.ts): a collapse watch.
+   * Absent in tables written before it was added.
+   */
+  rankMe?: number;
 }
 
 /** What {@link runProbeSuite} returns. */
@@ -273,6 +279,7 @@ export async function runProbeSuite(opts: ProbeSuiteOptions): Promise<ProbeTable
       confusion,
       iterations,
       featureSeconds,
+      rankMe: rankMe(held.features, held.dim),
     });
   }
   return {

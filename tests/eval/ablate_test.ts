@@ -33,6 +33,11 @@ Deno.test("ablate: the targets study runs both arms, writes results and resumes 
     const rows = summarise(r);
     assert(rows.length >= 4);
     assert(formatSummary(rows, r).includes("66.9"));
+    // every probed encoder and baseline has its RankMe, between 1 and its feature width
+    for (const row of [...r.arms["pixels / seed 0"].table.rows, ...r.baselines!.rows]) {
+      assert(row.rankMe! >= 1 && row.rankMe! <= row.dim, `${row.method}: RankMe ${row.rankMe} of ${row.dim}`);
+    }
+    assert(formatSummary(rows, r).split("\n")[1].includes("RankMe"));
     // a second run finds both arms done
     const again: string[] = [];
     const before = await Deno.stat(`${out}/results.json`);
