@@ -12,10 +12,10 @@ import { simdGemmActive } from "./simd_gemm.ts";
 
 /**
  * How fast the main job trained (img/s, 300 quick-preset steps) on our 2-core build machine with
- * OpenBLAS and without it (our SIMD product kernel on both cores; README, first section; 2026-12-04): the figures
- * {@link blasAdvice} quotes beside its own measurement.
+ * OpenBLAS (2026-12-04) and without it (our SIMD product kernel on both cores, 2026-12-05; README, first
+ * section): the figures {@link blasAdvice} quotes beside its own measurement.
  */
-export const MAIN_JOB_TRAINING = { withBlas: 105, withoutBlas: 57 } as const;
+export const MAIN_JOB_TRAINING = { withBlas: 105, withoutBlas: 70 } as const;
 
 /**
  * For a user whose products run on tfjs's stock kernels because no BLAS library was found: one
