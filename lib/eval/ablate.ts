@@ -168,16 +168,21 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
   // a study resumed with more seeds for every arm reports them all (with --arms, the header counts
   // each arm's seeds instead: see formatSummary)
   if (results && o.seeds > results.seeds && !o.arms?.length) results.seeds = o.seeds;
-  results ??= {
-    study: o.study,
-    preset: o.preset,
-    steps,
-    seeds: o.seeds,
-    data: o.data.source,
-    ...(Object.keys(shared).length ? { model: shared } : {}),
-    ...(o.ema ? { ema: o.ema } : {}),
-    arms: {},
-  };
+  if (!results) {
+    results = {
+      study: o.study,
+      preset: o.preset,
+      steps,
+      seeds: o.seeds,
+      data: o.data.source,
+      ...(Object.keys(shared).length ? { model: shared } : {}),
+      ...(o.ema ? { ema: o.ema } : {}),
+      arms: {},
+    };
+    // written before the first run trains, so that a study killed in its first run and restarted
+    // with other settings is refused instead of resuming that run's checkpoint
+    await writeResults(path, results);
+  }
   const probeOpts = { shots: [10], onePercent: true, full: false, seeds: o.probeSeeds ?? 3, k: 20 };
   const grid = modelConfig(o.preset, shared).gridSize;
   const arms = pickArms(o.study, grid, o.arms);

@@ -27,9 +27,13 @@ import { Rng } from "../engine/rng.ts";
 import type { VisionTransformer } from "../model/vit.ts";
 import { takeFeatureRows } from "./feature_matrix.ts";
 import { rankMe } from "./rankme.ts";
+
 import { confusionMatrix, PROBE_DEFAULTS, type ProbeOptions, trainLinearProbe } from "./linear_probe.ts";
 import { knnAccuracy, type LabelledFeatures } from "./knn.ts";
 import { type ProbeSetting, probeSettings, sampleLabelSubset } from "./label_draws.ts";
+
+/** NaN (RankMe of non-finite or too-large features) is left out of the table. */
+const finiteOrUndefined = (v: number) => (Number.isFinite(v) ? v : undefined);
 
 /** Mean and spread of one method in one setting. */
 export interface ProbeCell {
@@ -63,7 +67,8 @@ export interface ProbeRow {
   featureSeconds: number;
   /**
    * RankMe, the effective rank of the test set's features (lib/eval/rankme.ts): a collapse watch.
-   * Absent in tables written before it was added.
+   * Absent in tables written before it was added, and where it could not be computed (non-finite
+   * features, or more than RANKME_MAX_SIZE of both images and features).
    */
   rankMe?: number;
 }
@@ -279,7 +284,7 @@ export async function runProbeSuite(opts: ProbeSuiteOptions): Promise<ProbeTable
       confusion,
       iterations,
       featureSeconds,
-      rankMe: rankMe(held.features, held.dim),
+      rankMe: finiteOrUndefined(rankMe(held.features, held.dim)),
     });
   }
   return {

@@ -56,8 +56,11 @@ export interface ModelConfig {
   /** Weight of VICReg's covariance term (off-diagonal covariance of those tokens), off at 0. */
   covarianceWeight: number;
   /**
-   * Weight of SIGReg (LeJEPA's collapse term, lib/model/sigreg.ts) on each image's mean context
-   * token, off at 0: an alternative to the VICReg terms, for issue 20's ablations.
+   * Weight of SIGReg (LeJEPA's collapse term, lib/model/sigreg.ts) on the samples `sigregOn` picks,
+   * off at 0: an alternative to the VICReg terms, for issue 20's ablations. Added to the prediction
+   * loss (LeJEPA mixes the two as lambda SIGReg + (1 - lambda) prediction, lambda 0.02-0.05: the same
+   * balance up to a factor near 1). The statistic grows with the sample count, so a weight is about
+   * 17x stronger with `sigregOn: "tokens"` (1088 context tokens a quick batch) than with "images" (64).
    */
   sigregWeight: number;
   /** What SIGReg regularises: one embedding per image (its mean context token) or every token. */

@@ -40,6 +40,7 @@ import type { IJEPA } from "../model/ijepa.ts";
 import { createMasker, type MultiBlockMasker } from "../masks/masker.ts";
 import { type MaskerOptions, trainingMasks } from "../masks/options.ts";
 import { Rng } from "../engine/rng.ts";
+import { sigRegRng } from "../model/sigreg.ts";
 import { emaMomentum, learningRate, type LrSchedule, weightDecay } from "./schedules.ts";
 import { momentsFromOfficial, momentsToOfficial } from "../io/optimizer_state.ts";
 import { loadModel, saveModel } from "../io/weights.ts";
@@ -266,7 +267,7 @@ export class EMATrainer {
       const { loss, grads, targetStd: stdTensor } = model.lossAndGrads(images, masks, {
         measureStd: measure,
         // SIGReg's directions from the seed and the step, so that a resumed run draws the same ones
-        draw: model.cfg.sigregWeight > 0 ? new Rng(Math.imul(o.seed + 1, 0x9e3779b1) ^ this.step) : undefined,
+        draw: model.cfg.sigregWeight > 0 ? sigRegRng(o.seed, this.step) : undefined,
       });
       images.dispose();
       // async reads only: a synchronous read throws on webgpu under Deno

@@ -153,6 +153,24 @@ Deno.test("ablate: an EMA schedule reaches the trainer and is recorded beside th
       RangeError,
       "ema must be two momenta in [0, 1]",
     );
+    // the study's settings are on disk before its first run trains: a study stopped there and
+    // restarted with another schedule is refused, not resumed from that run's checkpoint
+    const early = `${out}/early`;
+    const first = { study: "targets", preset: "tiny", steps: 3, seeds: 1, data, outDir: early } as const;
+    const stopped = await runStudy({
+      ...first,
+      ema: [0.5, 0.75],
+      onStep: () => {
+        throw new Error("stopped in the first run");
+      },
+    }).catch((e) => (e as Error).message);
+    assertEquals(stopped, "stopped in the first run");
+    assertEquals(JSON.parse(await Deno.readTextFile(`${early}/results.json`)).arms, {});
+    await assertRejects(
+      () => runStudy(first),
+      Error,
+      "EMA 0.5,0.75; this run asks for targets, tiny, 3 steps, model {}, EMA 0.996,1",
+    );
   } finally {
     await Deno.remove(out, { recursive: true });
   }

@@ -3,7 +3,7 @@
 // sizes; RankMe on feature sets whose effective rank is known; and its errors.
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "../_assert.ts";
 import { Rng } from "../../lib/engine/rng.ts";
-import { rankMe, RANKME_EPS, symmetricEigenvalues } from "../../lib/eval/rankme.ts";
+import { rankMe, RANKME_EPS, RANKME_MAX_SIZE, symmetricEigenvalues } from "../../lib/eval/rankme.ts";
 
 function matMul(x: Float64Array, y: Float64Array, n: number): Float64Array<ArrayBuffer> {
   const z = new Float64Array(n * n);
@@ -64,6 +64,20 @@ Deno.test("rankMe: the effective rank of features whose spread is known", () => 
   const few = Float32Array.from({ length: 20 * 64 }, (_, i) => (i % 64 < 8 ? 0 : rng.normal() ** 2));
   const rFew = rankMe(few, 64);
   assert(rFew >= 1 && rFew <= 20, `20 images, 64 features: ${rFew}`);
+  // fewer rows than features takes the other Gram matrix: X and its transpose have the same
+  // singular values, so uncentered they agree
+  const wide = Float32Array.from({ length: 30 * 50 }, () => rng.normal());
+  const tall = Float32Array.from({ length: 50 * 30 }, (_, i) => wide[(i % 30) * 50 + Math.floor(i / 30)]);
+  assertAlmostEquals(rankMe(wide, 50, { center: false }), rankMe(tall, 30, { center: false }), 1e-9);
+  assert(rankMe(wide, 50) <= 29 + 1e-3, `30 centered rows span at most 29 directions: ${rankMe(wide, 50)}`);
+  // non-finite features, and eigenproblems over RANKME_MAX_SIZE, give NaN instead of an error
+  const bad = wide.slice();
+  bad[7] = NaN;
+  assert(Number.isNaN(rankMe(bad, 50)));
+  bad[7] = Infinity;
+  assert(Number.isNaN(rankMe(bad, 50)));
+  const n = RANKME_MAX_SIZE + 1;
+  assert(Number.isNaN(rankMe(new Float32Array(n * n), n)));
   assert(RANKME_EPS > 0);
   assertThrows(
     () => rankMe(new Float32Array(7), 2),

@@ -8,7 +8,7 @@ import { setBackend } from "../../lib/engine/backend.ts";
 import { Rng } from "../../lib/engine/rng.ts";
 import { modelConfig } from "../../lib/model/config.ts";
 import { IJEPA } from "../../lib/model/ijepa.ts";
-import { sigReg, sigRegDirections, sigRegQuadrature } from "../../lib/model/sigreg.ts";
+import { sigReg, sigRegDirections, sigRegQuadrature, sigRegRng } from "../../lib/model/sigreg.ts";
 import { loadFashionMnist } from "../../lib/data/load.ts";
 import { CHECKPOINT_FILE, EMATrainer } from "../../lib/train/trainer.ts";
 
@@ -87,6 +87,11 @@ Deno.test("sigReg: directions are unit columns, reproducible, and the quadrature
   }
   assertEquals([...sigRegDirections(new Rng(1), 7, 3)], [...d]);
   assert(sigRegDirections(new Rng(2), 7, 3).some((v, i) => v !== d[i]), "another seed, other directions");
+  // a training step's directions: the same for the same seed and step, different across either
+  const at = (seed: number, step: number) => sigRegDirections(sigRegRng(seed, step), 7, 3).join();
+  assertEquals(at(0, 5), at(0, 5));
+  const draws = new Set([at(0, 0), at(0, 1), at(0, 2), at(1, 0), at(1, 1), at(2, 0)]);
+  assertEquals(draws.size, 6, "every (seed, step) pair draws its own directions");
   // the weights integrate exp(-t^2 / 2) (times w = exp(-t^2 / 2)) over [-3, 3]: sqrt(pi) erf(3)
   const { t, weight } = sigRegQuadrature();
   const integral = weight.reduce((s, w, j) => s + w * Math.exp(-t[j] * t[j] / 2), 0);
