@@ -51,7 +51,14 @@ export type {
   Variable,
 } from "../engine/tensor_types.ts";
 export type { MaskCollation, MaskerOptions, MaskStrategy, Range2 } from "../masks/options.ts";
-export type { LossKind, ModelConfig, ResolvedConfig, SigregOn, TargetMode } from "../model/config.ts";
+export type {
+  LossKind,
+  ModelConfig,
+  ResolvedConfig,
+  SigregOn,
+  TargetMode,
+  TargetNorm,
+} from "../model/config.ts";
 export type { ParamStore } from "../model/params.ts";
 export type { EncodeOptions, TokenSelection, VisionTransformer } from "../model/vit.ts";
 export type { StepInfo } from "../train/trainer.ts";

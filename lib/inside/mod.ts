@@ -76,7 +76,14 @@ export type {
   Variable,
 } from "../engine/tensor_types.ts";
 export type { CollatedMasks } from "../masks/batch.ts";
-export type { LossKind, ModelConfig, ResolvedConfig, SigregOn, TargetMode } from "../model/config.ts";
+export type {
+  LossKind,
+  ModelConfig,
+  ResolvedConfig,
+  SigregOn,
+  TargetMode,
+  TargetNorm,
+} from "../model/config.ts";
 export type { IJEPA, ModelPart } from "../model/ijepa.ts";
 export type { ParamStore } from "../model/params.ts";
 export type { Predictor } from "../model/predictor.ts";

@@ -234,6 +234,7 @@ export async function describeHf(
     covarianceWeight: 0,
     sigregWeight: 0,
     sigregOn: "images",
+    targetNorm: "layernorm",
   };
   const cfg = modelConfig(config);
   checkNames(shapes, hfShapes(cfg), !pos, path, depth);

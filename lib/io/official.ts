@@ -74,6 +74,7 @@ export function inferConfig(
     covarianceWeight: 0,
     sigregWeight: 0,
     sigregOn: "images",
+    targetNorm: "layernorm",
   };
 }
 

@@ -65,7 +65,16 @@ export interface ModelConfig {
   sigregWeight: number;
   /** What SIGReg regularises: one embedding per image (its mean context token) or every token. */
   sigregOn: SigregOn;
+  /**
+   * How the target encoder's features are normalised into targets: "layernorm" (the official
+   * F.layer_norm) or "dyntanh", tanh(0.5 x) elementwise (issue 20's lever, from arXiv 2508.02829,
+   * which replaces the target LayerNorm with a DynTanh to keep the tokens' norms; lib/model/ijepa.ts).
+   */
+  targetNorm: TargetNorm;
 }
+
+/** The target normalisations {@link ModelConfig.targetNorm} offers. */
+export type TargetNorm = "layernorm" | "dyntanh";
 
 /** The samples SIGReg sees: each image's mean context token, or each context token. */
 export type SigregOn = "images" | "tokens";
@@ -85,7 +94,14 @@ export type Preset = { [K in keyof ModelConfig]: readonly [ModelConfig[K], strin
 
 const COMMON: Pick<
   Preset,
-  "layerNormEps" | "targetMode" | "loss" | "varianceWeight" | "covarianceWeight" | "sigregWeight" | "sigregOn"
+  | "layerNormEps"
+  | "targetMode"
+  | "loss"
+  | "varianceWeight"
+  | "covarianceWeight"
+  | "sigregWeight"
+  | "sigregOn"
+  | "targetNorm"
 > = {
   layerNormEps: [1e-6, "the official code's LayerNorm eps; the checkpoint fixture shows a wrong eps at 5e-5"],
   targetMode: ["representation", "I-JEPA predicts target-encoder features; 'pixel' is the Table 7 ablation"],
@@ -93,6 +109,7 @@ const COMMON: Pick<
   varianceWeight: [0, "off: the official I-JEPA has no collapse term"],
   covarianceWeight: [0, "off: the official I-JEPA has no collapse term"],
   sigregWeight: [0, "off: the official I-JEPA has no collapse term"],
+  targetNorm: ["layernorm", "the official target normalisation (F.layer_norm, no affine)"],
   sigregOn: ["images", "one embedding per image, as LeJEPA's one per view; cheap (lib/model/sigreg.ts)"],
 };
 
@@ -203,6 +220,7 @@ export function modelConfig(
     covarianceWeight: 0,
     sigregWeight: 0,
     sigregOn: "images",
+    targetNorm: "layernorm",
   };
   cfg = { ...added, ...cfg, ...overrides } as ModelConfig;
   for (const k of KEYS) {
@@ -252,6 +270,9 @@ export function modelConfig(
   }
   if (cfg.sigregOn !== "images" && cfg.sigregOn !== "tokens") {
     throw new Error(`model config: sigregOn must be "images" or "tokens", got "${cfg.sigregOn}"`);
+  }
+  if (cfg.targetNorm !== "layernorm" && cfg.targetNorm !== "dyntanh") {
+    throw new Error(`model config: targetNorm must be "layernorm" or "dyntanh", got "${cfg.targetNorm}"`);
   }
   if (cfg.loss !== "smooth_l1" && cfg.loss !== "l2") {
     throw new Error(`model config: loss must be "smooth_l1" or "l2", got "${cfg.loss}"`);

@@ -54,6 +54,9 @@ import { checkImages, VisionTransformer } from "./vit.ts";
 /** LayerNorm eps of the targets: `F.layer_norm`'s default in the official code. */
 export const TARGET_EPS = 1e-5;
 
+/** The slope inside the "dyntanh" target normalisation, tanh(alpha x) (see ModelConfig.targetNorm). */
+export const DYNTANH_ALPHA = 0.5;
+
 /** The parts of the model. */
 export type ModelPart = "encoder" | "target_encoder" | "predictor";
 
@@ -204,7 +207,13 @@ export class IJEPA {
       } else {
         const h = this.targetEncoder.encodePatches(patches).out; // [B, N, D]
         onFeatures?.(h);
-        full = layerNorm(h.reshape([B * N, this.cfg.width]), TARGET_EPS);
+        const flatH = h.reshape([B * N, this.cfg.width]);
+        // "dyntanh" (off by default): a fixed tanh(alpha x), alpha = DyT's initial 0.5 (Zhu et al. 2025), no
+        // affine; our reading of arXiv 2508.02829 from its abstract (it keeps each token's norm, which
+        // LayerNorm equalises), not its code
+        full = this.cfg.targetNorm === "dyntanh"
+          ? flatH.mul(DYNTANH_ALPHA).tanh()
+          : layerNorm(flatH, TARGET_EPS);
       }
       const F = full.shape[1] as number;
       // No gradient reaches the targets: they depend only on the images and the target encoder,

@@ -15,6 +15,7 @@ export {
   type ResolvedConfig,
   type SigregOn,
   type TargetMode,
+  type TargetNorm,
 } from "./config.ts";
 export { checkImages, type EncodeOptions, type TokenSelection, VisionTransformer } from "./vit.ts";
 export { Predictor } from "./predictor.ts";

@@ -48,7 +48,14 @@ export type {
   Range2,
   ResolvedMaskerOptions,
 } from "../masks/options.ts";
-export type { LossKind, ModelConfig, ResolvedConfig, SigregOn, TargetMode } from "../model/config.ts";
+export type {
+  LossKind,
+  ModelConfig,
+  ResolvedConfig,
+  SigregOn,
+  TargetMode,
+  TargetNorm,
+} from "../model/config.ts";
 export type { IJEPA, ModelPart } from "../model/ijepa.ts";
 export type { ParamStore } from "../model/params.ts";
 export type { Predictor } from "../model/predictor.ts";

@@ -541,6 +541,23 @@ const GELU_X = Float32Array.from([
 }
 
 {
+  // tanh, the "dyntanh" target normalisation (lib/model/ijepa.ts): forward only, targets take no gradient
+  const X = randn(new Rng(760), 96, 3);
+  conformance({
+    name: "tanh (dyntanh targets)",
+    run: (s) => {
+      const x = s.input(X, [8, 12]);
+      return { y: tf.tidy(() => tf.tanh(x.mul(0.5))) };
+    },
+    check: (v) => {
+      for (let i = 0; i < X.length; i++) {
+        assert.ok(Math.abs(v.y[i] - Math.tanh(0.5 * X[i])) < 1e-6, `tanh(0.5 * ${X[i]}) = ${v.y[i]}`);
+      }
+    },
+  });
+}
+
+{
   // SIGReg (lib/model/sigreg.ts): matMul, cos, sin and means, forward and gradient
   const rng = new Rng(750);
   const N = 24, D = 6, K = 5;

@@ -260,3 +260,36 @@ for (
     model.dispose();
   });
 }
+
+Deno.test("model: dyntanh targets are tanh(0.5 x) of the target encoder's features, layernorm ones are not", async () => {
+  await setBackend("cpu", { quiet: true, blas: false });
+  const { patchify } = await import("../../lib/engine/ops.ts");
+  const { DYNTANH_ALPHA } = await import("../../lib/model/ijepa.ts");
+  const x = images(2, 8);
+  const m = tinyMasks(2);
+  const dyn = new IJEPA("tiny", { seed: 4, overrides: { targetNorm: "dyntanh" } });
+  const ln = new IJEPA("tiny", { seed: 4 });
+  const h = tf.tidy(() => dyn.targetEncoder.encodePatches(patchify(x, 4)).out.arraySync() as number[][][]);
+  const got = dyn.targets(x, m), base = ln.targets(x, m);
+  const t = got.arraySync() as number[][][], b = base.arraySync() as number[][][];
+  let worst = 0, differs = 0;
+  for (let r = 0; r < m.nTargets * m.batchSize; r++) {
+    for (let j = 0; j < m.targetLen; j++) {
+      const row = h[r % m.batchSize][m.targetIdx[r * m.targetLen + j]];
+      row.forEach((v, d) => {
+        worst = Math.max(worst, Math.abs(t[r][j][d] - Math.tanh(DYNTANH_ALPHA * v)));
+        differs = Math.max(differs, Math.abs(b[r][j][d] - t[r][j][d]));
+      });
+    }
+  }
+  assert(worst < 1e-6, `dyntanh targets differ from tanh(0.5 h) by ${worst}`);
+  assert(differs > 0.1, "the layernorm model's targets should differ");
+  assertThrows(
+    () => modelConfig("tiny", { targetNorm: "rms" as never }),
+    Error,
+    'targetNorm must be "layernorm" or "dyntanh"',
+  );
+  tf.dispose([x, got, base]);
+  dyn.dispose();
+  ln.dispose();
+});
