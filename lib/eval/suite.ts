@@ -27,7 +27,6 @@ import { Rng } from "../engine/rng.ts";
 import type { VisionTransformer } from "../model/vit.ts";
 import { takeFeatureRows } from "./feature_matrix.ts";
 import { rankMe } from "./rankme.ts";
-
 import { confusionMatrix, PROBE_DEFAULTS, type ProbeOptions, trainLinearProbe } from "./linear_probe.ts";
 import { knnAccuracy, type LabelledFeatures } from "./knn.ts";
 import { type ProbeSetting, probeSettings, sampleLabelSubset } from "./label_draws.ts";

@@ -16,9 +16,9 @@
  * (tokens of one image are not independent draws; the term asks only their marginal distribution to
  * be Gaussian). Padded context slots, when masks are padded, count in either. Per token costs: the
  * [tokens, slices, knots] tensor for the 1088 context tokens of the quick preset's batch doubled the
- * CPU step time (about 470 to 840-940 ms), where 64 image embeddings add about 30 ms. The directions come from our seeded
- * {@link Rng} (the trainer passes one per step), so a run and its resumed copy draw the same ones
- * on every backend.
+ * CPU step time (about 470 to 840-940 ms), where 64 image embeddings add about 30 ms. The directions
+ * come from our seeded {@link Rng} (the trainer passes one per step), so a run and its resumed copy
+ * draw the same ones on every backend.
  *
  * @example
  * ```ts
