@@ -86,6 +86,16 @@ export function formatReport(r: BenchResult, prev?: BenchResult): string {
   for (const [name, f] of rows) {
     lines.push((name.padEnd(w0) + cols.map((b, i) => cell(b, f).padEnd(widths[i])).join("")).trimEnd());
   }
+  // what a machine without BLAS pays, from the same run (the CPU-speed issue asks for at most 2x)
+  for (const b of cols) {
+    const blas = cols.find((c) => c.label === `${b.label}+blas`);
+    if (b.reference && blas?.reference) {
+      lines.push(
+        `${b.label} without BLAS / with: ${fix(b.reference.medianMs / blas.reference.medianMs, 2)}x time ` +
+          `per reference step (${fix(b.reference.medianMs, 0)} / ${fix(blas.reference.medianMs, 0)} ms)`,
+      );
+    }
+  }
   if (prev) lines.push(`[brackets: the previous run, ${prev.date}]`);
   for (const b of cols) {
     lines.push(`${b.label}: ${b.line}`);

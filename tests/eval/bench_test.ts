@@ -177,6 +177,11 @@ Deno.test("bench: ours against PyTorch counts our faster timing, before or after
       line: "backend: wasm",
       peakRssBytes: 0,
       reference: { ...t(400), tokens, loss: 1 },
+    }, {
+      label: "wasm",
+      line: "backend: wasm",
+      peakRssBytes: 0,
+      reference: { ...t(900), tokens, loss: 1 },
     }],
     torch: {
       ...t(320),
@@ -192,6 +197,7 @@ Deno.test("bench: ours against PyTorch counts our faster timing, before or after
     },
   });
   assert(report.includes("ours (wasm+blas) / PyTorch: 0.89x img/s"), report);
+  assert(report.includes("wasm without BLAS / with: 2.25x time per reference step (900 / 400 ms)"), report);
   assert(
     report.includes("ours: 400 ms per step before PyTorch's runs, 360 ms after; the faster counts"),
     report,
