@@ -139,11 +139,12 @@ static inline void put_row(float* c, f4 lo, f4 hi, int n, int add) {
 
 // C tile (rows x cols, row stride ldc) = (add ? C : 0) + Ap(MR x k) Bp(k x NR).
 //
-// A's MR values of a k-step are one vector load spread by shuffles, not MR broadcast loads. V8 as
-// Deno runs it has no trap handler, so it bounds-checks every load, and on a shared memory (which can
-// grow under it) it re-reads the memory's size in every iteration: with four broadcasts per step, the
-// products on tfjs-wasm's shared heap ran 12% slower than on an unshared one (measured 2026-12-05, one
-// thread, the six step shapes of the bench: 88 ms against 77); in this form, 77 ms on both.
+// A's MR values of a k-step are one vector load spread by shuffles, not MR broadcast loads. Deno runs
+// V8 without its trap handler, so every load is bounds-checked, and on a shared memory (which can grow
+// under the code) the generated loop also re-reads the memory's size in every iteration. With four
+// broadcasts per step, products on tfjs-wasm's shared heap ran 12% slower than on an unshared memory
+// (measured 2026-12-05, one thread, the bench's six largest step shapes: 88 ms against 77); in this
+// form, 77 ms on both. Unrolling the k loop makes V8 keep accumulators on the stack (25 GFLOP/s).
 static void micro(const float* ap, const float* bp, int k, float* c, int ldc, int rows, int cols, int add) {
   f4 c00 = wasm_f32x4_splat(0.f), c01 = c00, c10 = c00, c11 = c00;
   f4 c20 = c00, c21 = c00, c30 = c00, c31 = c00;

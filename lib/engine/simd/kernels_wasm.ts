@@ -8,7 +8,7 @@
 /** The C files (in lib/engine/simd/) these bytes were built from, in the order hashed. */
 export const KERNELS_SOURCES = ["kernels.c", "gemm.c"];
 /** SHA-256 of those files' bytes, concatenated. */
-export const KERNELS_C_SHA256 = "7c193ca3426a7e5049fa085db5ae67b36103555ed90777ebb525cdff847f250e";
+export const KERNELS_C_SHA256 = "7b7205a428b37602d132533e76206e49ac0b2684eafbe14df1b9844c286403ea";
 
 /** The WebAssembly module (47139 bytes), base64. */
 export const KERNELS_WASM_BASE64 = [
