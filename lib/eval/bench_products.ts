@@ -80,23 +80,27 @@ async function rate(s: ProductShape, explicitTranspose: boolean, seconds: number
   const bShape = [...(s.batch > 1 ? [s.batch] : []), ...(s.transposeB ? [s.n, s.k] : [s.k, s.n])];
   const a = tf.randomNormal(aShape, 0, 1, "float32", 2), b = tf.randomNormal(bShape, 0, 1, "float32", 3);
   const swap = (t: tf.Tensor) => tf.transpose(t, t.rank === 3 ? [0, 2, 1] : [1, 0]);
-  const once = async () => {
+  // wasm runs a kernel when it is called, so the product is done when matMul returns: reading the
+  // result back (`await y.data()`, a trip through the event loop and a copy out of the heap) would add
+  // 1-4 ms to products of 5-20 ms, as it did until 2026-12-05 (the 2-thread column read 852 ms a step
+  // where the step's own profile counted 579)
+  const once = () => {
     const y = tf.tidy(() =>
       explicitTranspose
         ? tf.matMul(s.transposeA ? swap(a) : a, s.transposeB ? swap(b) : b)
         : tf.matMul(a, b, s.transposeA, s.transposeB)
     );
-    await y.data();
     y.dispose();
   };
-  await once();
+  once();
   let n = 0;
   const t0 = performance.now();
   while (n < 2 || performance.now() - t0 < seconds * 1000) {
-    await once();
+    once();
     n++;
   }
   const ms = (performance.now() - t0) / n;
+  await tf.nextFrame(); // let timers and workers' messages run between shapes
   tf.dispose([a, b]);
   return flop(s) / ms / 1e6;
 }
