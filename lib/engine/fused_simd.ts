@@ -32,7 +32,7 @@ export interface SimdModule {
   /** A pointer to at least `bytes` bytes of scratch memory (valid until the next call). */
   scratch(bytes: number): number;
   /** The wasm backend's memory and allocator, for worker threads computing in it when it is shared. */
-  heap?: { memory: WebAssembly.Memory; malloc(bytes: number): number };
+  heap?: { memory: WebAssembly.Memory; malloc(bytes: number): number; free(ptr: number): void };
 }
 
 const simdModules = new WeakMap<object, SimdModule | null>();
@@ -127,7 +127,7 @@ export function simdFor(be: WasmLike): SimdModule | null {
       m = {
         // deno-lint-ignore no-explicit-any
         f: inst.exports as Record<string, (...args: number[]) => any>,
-        heap: { memory, malloc: (n: number) => be.wasm._malloc(n) },
+        heap: { memory, malloc: (n: number) => be.wasm._malloc(n), free: (at: number) => be.wasm._free(at) },
         scratch(bytes: number): number {
           if (bytes > size) {
             if (ptr) be.wasm._free(ptr);

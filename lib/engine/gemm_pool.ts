@@ -13,7 +13,9 @@
  *
  * Every element of C is summed in the same order whoever computes it (the split is by whole rows or
  * whole batch items, and gemm.c's blocking does not depend on either), so results are bitwise the
- * same for any number of threads.
+ * same for any number of threads. Large products in place are not split in advance: every thread
+ * claims rows from one counter as it goes ({@link CLAIMS}), so that one held up for a while (another
+ * process on its core) does not keep the others waiting; smaller ones follow the learned speeds.
  *
  * Threads: `IJEPA_THREADS` (total, main thread included; 1 turns workers off), default the number of
  * cores, at most 8. Workers start with the wasm backend and do not keep the process alive.
@@ -23,10 +25,13 @@
 import { Worker } from "node:worker_threads";
 import { simdModuleBytes } from "./fused_simd.ts";
 import { ARG_VALUES, SLOTS } from "./gemm_worker.ts";
-import { cutUnits, learnSpeeds, resetSpeeds, shareWeights } from "./pool_shares.ts";
+import { cutUnits, learnSpeeds, resetSpeeds, rowsOf, shareWeights, split } from "./pool_shares.ts";
 import { copyIn, type GemmJob, type Part } from "./gemm_copies.ts";
+import { chargedWait, threadsWanted, workerTimeoutMs } from "./pool_env.ts";
 
 export type { GemmJob, Part };
+export { chargedWait, threadsWanted, workerTimeoutMs } from "./pool_env.ts";
+export { split } from "./pool_shares.ts";
 
 /**
  * Products below this many floating-point operations run on the main thread alone: with copies
@@ -51,11 +56,38 @@ interface Pool {
   data: number;
   job: number;
   failure?: string;
+  /** In place only: the allocator, the claimed-rows counter (byte offset) and the main thread's A pack. */
+  heap?: GemmHeap;
+  claimAt: number;
+  mainPack: number;
+  /** Each thread's whole packed B for claimed products (0 the main thread's), grown on demand. */
+  bfull: { at: number; floats: number }[];
 }
 
 let pool: Pool | null | undefined;
 let enabled = true;
+let claims = true;
 let splitRuns = 0;
+let claimedRuns = 0;
+
+/**
+ * Products that the threads share by claiming rows as they go (gemm.c's `ij_gemm_claim`) rather than
+ * by a fixed split: in place only, one product (no batch), at least `minRows` rows (smaller ones are
+ * the weight gradients' thin products, where each thread packing the whole of B costs more than a
+ * fixed split loses), and a B of at most `maxBFloats` floats, which every thread packs whole.
+ * Measured 2026-12-05 on the 2-core VM: a fixed split lost about 5% of the products' time waiting for
+ * the slower thread, whose speed moved from call to call (worker/main rate 1.0 +- 0.16-0.25).
+ */
+export const CLAIMS = { minRows: 512, maxBFloats: 1 << 20 };
+
+/**
+ * Share large products by claimed rows (default) or by the learned fixed split; for tests and
+ * measurements. Returns how many products have been shared by claims so far.
+ */
+export function setGemmClaims(on: boolean): number {
+  claims = on;
+  return claimedRuns;
+}
 
 /**
  * Use the worker threads (default) or keep every product on the main thread; for tests and
@@ -66,52 +98,11 @@ export function setGemmWorkers(on: boolean): number {
   return splitRuns;
 }
 
-/** Threads wanted in all (main included): `IJEPA_THREADS`, else the cores, capped at 8. */
-export function threadsWanted(): number {
-  let v = "";
-  try {
-    v = Deno.env.get("IJEPA_THREADS") ?? "";
-  } catch {
-    // no --allow-env: the default
-  }
-  const n = Number.parseInt(v, 10);
-  if (v.trim() !== "" && Number.isFinite(n) && n >= 1) return Math.min(n, 8);
-  return Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8));
-}
-
-/**
- * How long the main thread waits for a worker's answer before it stops using the pool (throwing
- * once): `IJEPA_WORKER_TIMEOUT_S` seconds, 120 by default. Time the whole process spends suspended
- * does not count (see waitFor).
- */
-export function workerTimeoutMs(): number {
-  if (timeoutMs !== undefined) return timeoutMs;
-  let v = "";
-  try {
-    v = Deno.env.get("IJEPA_WORKER_TIMEOUT_S") ?? "";
-  } catch {
-    // no --allow-env: the default
-  }
-  const s = Number(v);
-  timeoutMs = 1000 * (v.trim() !== "" && Number.isFinite(s) && s > 0 ? s : 120);
-  return timeoutMs;
-}
-
-let timeoutMs: number | undefined;
-
-/**
- * The wait a worker is charged for between two checks `gapMs` apart that each wait 50 ms at most: a
- * gap far over that is the whole process having been suspended (a laptop asleep, SIGSTOP), not the
- * worker hanging, and counts 1 s at most.
- */
-export function chargedWait(gapMs: number): number {
-  return Math.min(Math.max(gapMs, 0), 1000);
-}
-
 /** tfjs-wasm's memory and allocator, for workers that compute in it (when it is shared). */
 export interface GemmHeap {
   memory: WebAssembly.Memory;
   malloc(bytes: number): number;
+  free(ptr: number): void;
 }
 
 /**
@@ -129,10 +120,12 @@ export function startGemmPool(packFloats: number, heap?: GemmHeap): void {
   }
   try {
     const inPlace = heap !== undefined && heap.memory.buffer instanceof SharedArrayBuffer;
-    let memory: WebAssembly.Memory, ctlAt: number, packs: number[], data = 0;
+    let memory: WebAssembly.Memory, ctlAt: number, packs: number[], data = 0, claimAt = 0, mainPack = 0;
     if (inPlace) {
       memory = heap.memory;
       ctlAt = heap.malloc(count * SLOTS * 4);
+      claimAt = heap.malloc(64); // a cache line of its own
+      mainPack = heap.malloc(packFloats * 4);
       packs = Array.from({ length: count }, () => heap.malloc(packFloats * 4));
       new Int32Array(memory.buffer, ctlAt, count * SLOTS).fill(0); // malloc'd memory holds old bytes
     } else {
@@ -157,6 +150,10 @@ export function startGemmPool(packFloats: number, heap?: GemmHeap): void {
       packs,
       data,
       job: 0,
+      heap: inPlace ? heap : undefined,
+      claimAt,
+      mainPack,
+      bfull: [],
     };
     for (let w = 0; w < count; w++) {
       const worker = new Worker(new URL("./gemm_worker.ts", import.meta.url));
@@ -190,24 +187,6 @@ export function readyWorkers(): number {
   let n = 0;
   for (let w = 0; w < pool.workers.length; w++) if (Atomics.load(pool.ctl, w * SLOTS + 2) === 1) n++;
   return n === pool.workers.length ? n : 0; // all or none: shares are planned for every worker
-}
-
-/**
- * Split a product into shares proportional to `weights` (the main thread's first), by batch items
- * (batch > 1) or by rows in multiples of 4 (see {@link cutUnits}).
- */
-export function split(job: GemmJob, weights: number[]): Part[] {
-  const cuts = cutUnits(job.batch > 1 ? job.batch : Math.ceil(job.m / 4), weights);
-  return weights.map((_, s) =>
-    job.batch > 1
-      ? { b0: cuts[s], b1: cuts[s + 1], i0: 0, i1: job.m }
-      : { b0: 0, b1: 1, i0: Math.min(job.m, 4 * cuts[s]), i1: Math.min(job.m, 4 * cuts[s + 1]) }
-  );
-}
-
-/** Work in a share, in rows of the product (batch items count as m rows each). */
-function rowsOf(part: Part): number {
-  return (part.b1 - part.b0) * (part.i1 - part.i0);
 }
 
 /** Post function `name` of the SIMD module with `args` to worker `w`. */
@@ -296,6 +275,7 @@ export function parallelGemm(
   job: GemmJob,
   heap: () => Float32Array,
   local: (j: GemmJob) => void,
+  claimLocal?: (args: number[]) => void,
 ): boolean {
   const workers = readyWorkers();
   const flop = 2 * job.batch * job.m * job.n * job.k;
@@ -305,6 +285,14 @@ export function parallelGemm(
     return false;
   }
   const p = pool;
+  const bFloats = job.k * Math.ceil(job.n / 8) * 8;
+  if (
+    claims && claimLocal && p.heap && job.batch === 1 && job.m >= CLAIMS.minRows &&
+    bFloats <= CLAIMS.maxBFloats
+  ) {
+    claimedGemm(p, job, bFloats, claimLocal);
+    return true;
+  }
   const started = performance.now();
   const [mine, ...theirs] = split(job, shareWeights());
   // workers whose share came out empty sit this product out
@@ -356,4 +344,48 @@ export function parallelGemm(
   );
   splitRuns++;
   return true;
+}
+
+/** Thread t's (0 the main thread's) room for a whole packed B of `floats` floats, in bytes. */
+function bfullAt(p: Pool, t: number, floats: number): number {
+  const have = p.bfull[t];
+  if (have && have.floats >= floats) return have.at;
+  if (have) p.heap!.free(have.at);
+  const size = Math.ceil(floats / 65536) * 65536;
+  p.bfull[t] = { at: p.heap!.malloc(4 * size), floats: size };
+  return p.bfull[t].at;
+}
+
+/**
+ * `job` (one product, in place) computed by the main thread and every worker claiming rows from one
+ * counter until none are left (gemm.c's ij_gemm_claim): the same bits as on one thread, and a thread
+ * slowed down for a while claims less instead of holding the others up.
+ */
+function claimedGemm(p: Pool, job: GemmJob, bFloats: number, claimLocal: (args: number[]) => void): void {
+  const threads = p.workers.length + 1;
+  // room first: an allocation may grow the memory (offsets stay valid)
+  const rooms = Array.from({ length: threads }, (_, t) => bfullAt(p, t, bFloats));
+  const args = (t: number) => [
+    4 * job.a,
+    4 * job.b,
+    4 * job.c,
+    job.m,
+    job.n,
+    job.k,
+    job.rsA,
+    job.csA,
+    job.rsB,
+    job.csB,
+    rooms[t],
+    t === 0 ? p.mainPack : p.packs[t - 1],
+    p.claimAt,
+    threads,
+  ];
+  Atomics.store(new Int32Array(p.memory.buffer, p.claimAt, 1), 0, 0);
+  p.job++;
+  for (let w = 0; w < p.workers.length; w++) post(p, w, "ij_gemm_claim", args(w + 1));
+  claimLocal(args(0));
+  waitFor(p, p.workers.map((_, w) => w));
+  splitRuns++;
+  claimedRuns++;
 }

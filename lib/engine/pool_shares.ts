@@ -1,11 +1,13 @@
 /**
  * How work is shared between the main thread and the worker threads of lib/engine/gemm_pool.ts:
- * {@link cutUnits} splits a count of whole units (rows, blocks of rows, batch items) by weight, and
- * {@link learnSpeeds} keeps each worker's speed relative to the main thread's, learned from the work
- * split so far, so that every thread finishes at once.
+ * {@link cutUnits} splits a count of whole units (rows, blocks of rows, batch items) by weight,
+ * {@link split} cuts a matrix product that way, and {@link learnSpeeds} keeps each worker's speed
+ * relative to the main thread's, learned from the work split so far, so that every thread finishes at
+ * once.
  *
  * @module
  */
+import type { GemmJob, Part } from "./gemm_copies.ts";
 
 /**
  * Each worker's speed relative to the main thread's on its share (the main thread's copies
@@ -67,4 +69,22 @@ export function learnSpeeds(
     const ratio = Math.min(2, Math.max(0.5, d.work / d.ms / mainRate));
     speeds[d.w] = speeds[d.w] * (1 - SPEED_STEP) + ratio * SPEED_STEP;
   }
+}
+
+/**
+ * Split a product into shares proportional to `weights` (the main thread's first), by batch items
+ * (batch > 1) or by rows in multiples of 4 (see {@link cutUnits}).
+ */
+export function split(job: GemmJob, weights: number[]): Part[] {
+  const cuts = cutUnits(job.batch > 1 ? job.batch : Math.ceil(job.m / 4), weights);
+  return weights.map((_, s) =>
+    job.batch > 1
+      ? { b0: cuts[s], b1: cuts[s + 1], i0: 0, i1: job.m }
+      : { b0: 0, b1: 1, i0: Math.min(job.m, 4 * cuts[s]), i1: Math.min(job.m, 4 * cuts[s + 1]) }
+  );
+}
+
+/** Work in a share, in rows of the product (batch items count as m rows each). */
+export function rowsOf(part: Part): number {
+  return (part.b1 - part.b0) * (part.i1 - part.i0);
 }

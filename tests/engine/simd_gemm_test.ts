@@ -8,7 +8,13 @@ import { assert, assertEquals } from "../_assert.ts";
 import { setBackend } from "../../lib/engine/backend.ts";
 import { setSimd } from "../../lib/engine/fused_simd.ts";
 import { simdGemmActive } from "../../lib/engine/simd_gemm.ts";
-import { readyWorkers, setGemmWorkers, threadsWanted } from "../../lib/engine/gemm_pool.ts";
+import {
+  CLAIMS,
+  readyWorkers,
+  setGemmClaims,
+  setGemmWorkers,
+  threadsWanted,
+} from "../../lib/engine/gemm_pool.ts";
 
 /** op(A) op(B) in float64, A [ba, .., ..] and B [bb, .., ..] with a batch of 1 broadcast. */
 function reference(
@@ -94,6 +100,35 @@ Deno.test("SIMD matrix product on wasm without BLAS: every block edge, transpose
     setGemmWorkers(true);
     tf.dispose([A, B]);
     assertEquals(Array.from(split), Array.from(alone), "split and single-thread products differ");
+    // rows claimed as the threads go (products of CLAIMS.minRows rows and more): the same bits as a
+    // fixed split and as one thread, transposed operands and block edges included
+    for (
+      const [M, K, N, ta, tb] of [[CLAIMS.minRows, 300, 90, false, false], [
+        1030,
+        530,
+        37,
+        true,
+        true,
+      ]] as const
+    ) {
+      const a = tf.tensor2d(values(M * K, 5), ta ? [K, M] : [M, K]),
+        b = tf.tensor2d(values(K * N, 6), tb ? [N, K] : [K, N]);
+      const claimsBefore = setGemmClaims(true);
+      const claimed = await tf.matMul(a, b, ta, tb).data();
+      assert(setGemmClaims(false) > claimsBefore, `${M}x${K}x${N}: the product was not shared by claims`);
+      const fixed = await tf.matMul(a, b, ta, tb).data();
+      setGemmWorkers(false);
+      const one = await tf.matMul(a, b, ta, tb).data();
+      setGemmWorkers(true);
+      setGemmClaims(true);
+      tf.dispose([a, b]);
+      assertEquals(Array.from(claimed), Array.from(one), `${M}x${K}x${N}: claimed and single-thread differ`);
+      assertEquals(
+        Array.from(fixed),
+        Array.from(one),
+        `${M}x${K}x${N}: fixed split and single-thread differ`,
+      );
+    }
   }
   // an empty inner dimension is a product of zeros
   const z = tf.matMul(tf.zeros([3, 0]), tf.zeros([0, 2]));

@@ -211,3 +211,39 @@ void ij_gemm(const float* A, const float* B, float* C, int batch, int M, int N, 
     }
   }
 }
+
+// Rows of C[M, N] = op(A) op(B) claimed from *next (one counter shared by every thread computing this
+// product, 0 at the start) until none are left: lib/engine/gemm_pool.ts's balanced split, where a
+// thread that runs slower (another process took its core for a while) simply claims fewer rows.
+// Each thread packs the whole of B into its own bfull (K * (N rounded up to NR) floats), then runs
+// each claim through every KC block of k exactly as ij_gemm does, so every element of C is summed in
+// the same order as there, whoever claims it. Claims are MC rows while more than 4 * threads * MC
+// are left, then 16. apack holds MC * KC floats. Returns the rows this thread computed.
+int ij_gemm_claim(const float* A, const float* B, float* C, int M, int N, int K, int rsA, int csA,
+                  int rsB, int csB, float* bfull, float* apack, int* next, int threads) {
+  pack_b(B, rsB, csB, K, N, bfull);
+  int done = 0;
+  for (;;) {
+    int i0 = __atomic_load_n(next, __ATOMIC_SEQ_CST);
+    if (i0 >= M) break;
+    int rows = M - i0 > 4 * threads * MC ? MC : 16;
+    if (!__atomic_compare_exchange_n(next, &i0, i0 + rows, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+      continue; // another thread claimed first: look again
+    }
+    if (rows > M - i0) rows = M - i0;
+    for (int pc = 0; pc < K; pc += KC) {
+      int kc = K - pc < KC ? K - pc : KC;
+      pack_a(A + (long)i0 * rsA + (long)pc * csA, rsA, csA, rows, kc, apack);
+      for (int jr = 0; jr < N; jr += NR) {
+        int cols = N - jr < NR ? N - jr : NR;
+        const float* bp = bfull + (long)jr * K + (long)pc * NR;
+        for (int ir = 0; ir < rows; ir += MR) {
+          int r = rows - ir < MR ? rows - ir : MR;
+          micro(apack + ir * kc, bp, kc, C + (long)(i0 + ir) * N + jr, N, r, cols, pc > 0);
+        }
+      }
+    }
+    done += rows;
+  }
+  return done;
+}
