@@ -24,14 +24,16 @@
  */
 import { Worker } from "node:worker_threads";
 import { simdModuleBytes } from "./fused_simd.ts";
-import { ARG_VALUES, SLOTS } from "./gemm_worker.ts";
+import { ARG_VALUES, ARGS_AT, SLOTS } from "./gemm_worker.ts";
 import { cutUnits, learnSpeeds, resetSpeeds, rowsOf, shareWeights, split } from "./pool_shares.ts";
 import { copyIn, type GemmJob, type Part } from "./gemm_copies.ts";
 import { chargedWait, threadsWanted, workerTimeoutMs } from "./pool_env.ts";
+import { claimedGemm, type ClaimRooms, claimsWanted, type GemmClaim } from "./gemm_claims.ts";
 
 export type { GemmJob, Part };
 export { chargedWait, threadsWanted, workerTimeoutMs } from "./pool_env.ts";
 export { split } from "./pool_shares.ts";
+export { CLAIMS, type GemmClaim, lastClaimRows, setGemmClaims } from "./gemm_claims.ts";
 
 /**
  * Products below this many floating-point operations run on the main thread alone: with copies
@@ -40,7 +42,7 @@ export { split } from "./pool_shares.ts";
  */
 export const MIN_FLOP = { copies: 4e6, inPlace: 1.5e6 };
 
-interface Pool {
+interface Pool extends ClaimRooms {
   /** tfjs-wasm's own memory when shared (`inPlace`), else ours, which the operands are copied into. */
   memory: WebAssembly.Memory;
   inPlace: boolean;
@@ -56,38 +58,13 @@ interface Pool {
   data: number;
   job: number;
   failure?: string;
-  /** In place only: the allocator, the claimed-rows counter (byte offset) and the main thread's A pack. */
+  /** In place only: the allocator, for products shared by claimed rows (lib/engine/gemm_claims.ts). */
   heap?: GemmHeap;
-  claimAt: number;
-  mainPack: number;
-  /** Each thread's whole packed B for claimed products (0 the main thread's), grown on demand. */
-  bfull: { at: number; floats: number }[];
 }
 
 let pool: Pool | null | undefined;
 let enabled = true;
-let claims = true;
 let splitRuns = 0;
-let claimedRuns = 0;
-
-/**
- * Products that the threads share by claiming rows as they go (gemm.c's `ij_gemm_claim`) rather than
- * by a fixed split: in place only, one product (no batch), at least `minRows` rows (smaller ones are
- * the weight gradients' thin products, where each thread packing the whole of B costs more than a
- * fixed split loses), and a B of at most `maxBFloats` floats, which every thread packs whole.
- * Measured 2026-12-05 on the 2-core VM: a fixed split lost about 5% of the products' time waiting for
- * the slower thread, whose speed moved from call to call (worker/main rate 1.0 +- 0.16-0.25).
- */
-export const CLAIMS = { minRows: 512, maxBFloats: 1 << 20 };
-
-/**
- * Share large products by claimed rows (default) or by the learned fixed split; for tests and
- * measurements. Returns how many products have been shared by claims so far.
- */
-export function setGemmClaims(on: boolean): number {
-  claims = on;
-  return claimedRuns;
-}
 
 /**
  * Use the worker threads (default) or keep every product on the main thread; for tests and
@@ -124,7 +101,8 @@ export function startGemmPool(packFloats: number, heap?: GemmHeap): void {
     if (inPlace) {
       memory = heap.memory;
       ctlAt = heap.malloc(count * SLOTS * 4);
-      claimAt = heap.malloc(64); // a cache line of its own
+      const line = heap.malloc(128);
+      claimAt = line ? Math.ceil(line / 64) * 64 : 0; // a cache line of its own
       mainPack = heap.malloc(packFloats * 4);
       packs = Array.from({ length: count }, () => heap.malloc(packFloats * 4));
       new Int32Array(memory.buffer, ctlAt, count * SLOTS).fill(0); // malloc'd memory holds old bytes
@@ -144,13 +122,13 @@ export function startGemmPool(packFloats: number, heap?: GemmHeap): void {
       ctl: new Int32Array(memory.buffer, ctlAt, count * SLOTS),
       args: Array.from(
         { length: count },
-        (_, w) => new Float64Array(memory.buffer, ctlAt + w * SLOTS * 4 + 16, ARG_VALUES),
+        (_, w) => new Float64Array(memory.buffer, ctlAt + w * SLOTS * 4 + ARGS_AT, ARG_VALUES),
       ),
       names,
       packs,
       data,
       job: 0,
-      heap: inPlace ? heap : undefined,
+      heap: inPlace && claimAt && mainPack ? heap : undefined, // no claims without their room
       claimAt,
       mainPack,
       bfull: [],
@@ -275,7 +253,7 @@ export function parallelGemm(
   job: GemmJob,
   heap: () => Float32Array,
   local: (j: GemmJob) => void,
-  claimLocal?: (args: number[]) => void,
+  claim?: GemmClaim,
 ): boolean {
   const workers = readyWorkers();
   const flop = 2 * job.batch * job.m * job.n * job.k;
@@ -285,13 +263,16 @@ export function parallelGemm(
     return false;
   }
   const p = pool;
-  const bFloats = job.k * Math.ceil(job.n / 8) * 8;
-  if (
-    claims && claimLocal && p.heap && job.batch === 1 && job.m >= CLAIMS.minRows &&
-    bFloats <= CLAIMS.maxBFloats
-  ) {
-    claimedGemm(p, job, bFloats, claimLocal);
-    return true;
+  if (claim && p.heap && claimsWanted(job, claim.bFloats(job.k, job.n))) {
+    const workerIds = p.workers.map((_, w) => w);
+    const start = (argsFor: (w: number) => number[]) => {
+      p.job++;
+      for (const w of workerIds) post(p, w, "ij_gemm_claim", argsFor(w));
+    };
+    if (claimedGemm(p, p.heap, workerIds.length, job, claim, start, () => waitFor(p, workerIds))) {
+      splitRuns++;
+      return true;
+    }
   }
   const started = performance.now();
   const [mine, ...theirs] = split(job, shareWeights());
@@ -344,48 +325,4 @@ export function parallelGemm(
   );
   splitRuns++;
   return true;
-}
-
-/** Thread t's (0 the main thread's) room for a whole packed B of `floats` floats, in bytes. */
-function bfullAt(p: Pool, t: number, floats: number): number {
-  const have = p.bfull[t];
-  if (have && have.floats >= floats) return have.at;
-  if (have) p.heap!.free(have.at);
-  const size = Math.ceil(floats / 65536) * 65536;
-  p.bfull[t] = { at: p.heap!.malloc(4 * size), floats: size };
-  return p.bfull[t].at;
-}
-
-/**
- * `job` (one product, in place) computed by the main thread and every worker claiming rows from one
- * counter until none are left (gemm.c's ij_gemm_claim): the same bits as on one thread, and a thread
- * slowed down for a while claims less instead of holding the others up.
- */
-function claimedGemm(p: Pool, job: GemmJob, bFloats: number, claimLocal: (args: number[]) => void): void {
-  const threads = p.workers.length + 1;
-  // room first: an allocation may grow the memory (offsets stay valid)
-  const rooms = Array.from({ length: threads }, (_, t) => bfullAt(p, t, bFloats));
-  const args = (t: number) => [
-    4 * job.a,
-    4 * job.b,
-    4 * job.c,
-    job.m,
-    job.n,
-    job.k,
-    job.rsA,
-    job.csA,
-    job.rsB,
-    job.csB,
-    rooms[t],
-    t === 0 ? p.mainPack : p.packs[t - 1],
-    p.claimAt,
-    threads,
-  ];
-  Atomics.store(new Int32Array(p.memory.buffer, p.claimAt, 1), 0, 0);
-  p.job++;
-  for (let w = 0; w < p.workers.length; w++) post(p, w, "ij_gemm_claim", args(w + 1));
-  claimLocal(args(0));
-  waitFor(p, p.workers.map((_, w) => w));
-  splitRuns++;
-  claimedRuns++;
 }

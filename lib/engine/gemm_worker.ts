@@ -5,7 +5,8 @@
  *
  * Control slots ({@link SLOTS} Int32 per worker, at `base`): 0 the job number the main thread posted,
  * 1 the last job number done, 2 ready (1) or failed (-1), 3 the last job's compute time in
- * microseconds (the main thread balances its splits with it); from byte 16, Float64 values: the
+ * microseconds (the main thread balances its splits with it), 4 the last function's result (the rows
+ * an `ij_gemm_claim` computed), 5 unused; from byte {@link ARGS_AT}, Float64 values: the
  * function's index in `names`, the argument count, then the arguments. The error of a failed job is
  * posted as a message.
  *
@@ -13,10 +14,12 @@
  */
 import { parentPort } from "node:worker_threads";
 
-/** Int32 slots per worker (256 bytes: 4 control words, then 30 Float64 values). */
+/** Int32 slots per worker (256 bytes: 6 control words, then {@link ARG_VALUES} Float64 values). */
 export const SLOTS = 64;
+/** Byte offset of the Float64 values in a worker's slots (after the control words). */
+export const ARGS_AT = 24;
 /** Float64 values after the control words: function index, argument count, arguments. */
-export const ARG_VALUES = 30;
+export const ARG_VALUES = 29;
 
 interface Start {
   memory: WebAssembly.Memory;
@@ -27,11 +30,11 @@ interface Start {
 
 parentPort?.once("message", ({ memory, module, base, names }: Start) => {
   const ctl = new Int32Array(memory.buffer, base * 4, SLOTS);
-  const args = new Float64Array(memory.buffer, base * 4 + 16, ARG_VALUES);
-  let fns: ((...args: number[]) => void)[];
+  const args = new Float64Array(memory.buffer, base * 4 + ARGS_AT, ARG_VALUES);
+  let fns: ((...args: number[]) => unknown)[];
   try {
     const inst = new WebAssembly.Instance(module, { env: { memory } });
-    fns = names.map((n) => inst.exports[n] as (...args: number[]) => void);
+    fns = names.map((n) => inst.exports[n] as (...args: number[]) => unknown);
   } catch (e) {
     Atomics.store(ctl, 2, -1);
     parentPort?.postMessage(String(e));
@@ -46,8 +49,9 @@ parentPort?.once("message", ({ memory, module, base, names }: Start) => {
       const f = fns[args[0]];
       const a = Array.from(args.subarray(2, 2 + args[1]));
       const t0 = performance.now();
-      f(...a);
+      const r = f(...a) as unknown;
       Atomics.store(ctl, 3, Math.round((performance.now() - t0) * 1000));
+      Atomics.store(ctl, 4, typeof r === "number" ? r : 0);
     } catch (e) {
       Atomics.store(ctl, 2, -1);
       parentPort?.postMessage(String(e));

@@ -65,7 +65,10 @@ export function simdBatchMatMul(stock: tf.KernelConfig): tf.KernelFunc {
     const run = (j: GemmJob) =>
       k.f.ij_gemm(4 * j.a, 4 * j.b, 4 * j.c, j.batch, j.m, j.n, j.k, rsA, csA, bsA, rsB, csB, bsB, pack);
     startGemmPool(k.f.ij_gemm_pack_floats(), k.heap);
-    const claim = (args: number[]) => k.f.ij_gemm_claim(...args);
+    const claim = {
+      run: (args: number[]) => k.f.ij_gemm_claim(...args) as number,
+      bFloats: (kk: number, nn: number) => k.f.ij_gemm_claim_b_floats(kk, nn) as number,
+    };
     if (!parallelGemm(job, () => be.wasm.HEAPF32, run, claim)) run(job);
     return out;
   };

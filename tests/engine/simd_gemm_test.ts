@@ -11,6 +11,7 @@ import { simdGemmActive } from "../../lib/engine/simd_gemm.ts";
 import {
   CLAIMS,
   gemmInPlace,
+  lastClaimRows,
   readyWorkers,
   setGemmClaims,
   setGemmWorkers,
@@ -102,34 +103,52 @@ Deno.test("SIMD matrix product on wasm without BLAS: every block edge, transpose
     tf.dispose([A, B]);
     assertEquals(Array.from(split), Array.from(alone), "split and single-thread products differ");
     // rows claimed as the threads go (products of CLAIMS.minRows rows and more): the same bits as a
-    // fixed split and as one thread, transposed operands and block edges included
-    for (
-      const [M, K, N, ta, tb] of [[CLAIMS.minRows, 300, 90, false, false], [
-        1030,
-        530,
-        37,
-        true,
-        true,
-      ]] as const
-    ) {
-      const a = tf.tensor2d(values(M * K, 5), ta ? [K, M] : [M, K]),
-        b = tf.tensor2d(values(K * N, 6), tb ? [N, K] : [K, N]);
+    // fixed split and as one thread, every transpose combination and block edges included
+    const claimShapes: [number, number, number, boolean, boolean][] = [
+      [CLAIMS.minRows, 300, 90, false, false],
+      [1030, 530, 37, true, true],
+      [700, 257, 17, false, true],
+      [517, 64, 130, true, false],
+    ];
+    let workersClaimed = 0;
+    for (const [M, K, N, ta, tb] of claimShapes) {
+      const a = tf.tensor2d(values(M * K, 5), ta ? [K, M] : [M, K]);
+      const b = tf.tensor2d(values(K * N, 6), tb ? [N, K] : [K, N]);
+      const run = async () => {
+        const y = tf.matMul(a, b, ta, tb);
+        const v = await y.data();
+        y.dispose();
+        return Array.from(v);
+      };
       const claimsBefore = setGemmClaims(true);
-      const claimed = await tf.matMul(a, b, ta, tb).data();
+      const claimed = await run();
+      const rows = lastClaimRows();
       // claims need the workers computing in tfjs's own heap (not with IJEPA_SHARED_HEAP=off)
       assertEquals(setGemmClaims(false) > claimsBefore, gemmInPlace(), `${M}x${K}x${N}: shared by claims`);
-      const fixed = await tf.matMul(a, b, ta, tb).data();
+      if (gemmInPlace()) {
+        assertEquals(rows.reduce((x, y) => x + y, 0), M, `${M}x${K}x${N}: rows computed ${rows}`);
+        workersClaimed += rows.slice(1).reduce((x, y) => x + y, 0);
+      }
+      const fixed = await run();
       setGemmWorkers(false);
-      const one = await tf.matMul(a, b, ta, tb).data();
+      const one = await run();
       setGemmWorkers(true);
       setGemmClaims(true);
       tf.dispose([a, b]);
-      assertEquals(Array.from(claimed), Array.from(one), `${M}x${K}x${N}: claimed and single-thread differ`);
-      assertEquals(
-        Array.from(fixed),
-        Array.from(one),
-        `${M}x${K}x${N}: fixed split and single-thread differ`,
-      );
+      assertEquals(claimed, one, `${M}x${K}x${N}: claimed and single-thread differ`);
+      assertEquals(fixed, one, `${M}x${K}x${N}: fixed split and single-thread differ`);
+    }
+    // the workers took part: a worker that wakes after the main thread took every row computes none,
+    // which a loaded machine may see on small products, so try larger ones before failing
+    if (gemmInPlace()) {
+      const a = tf.randomNormal([2048, 512], 0, 1, "float32", 7),
+        b = tf.randomNormal([512, 256], 0, 1, "float32", 8);
+      for (let i = 0; i < 5 && workersClaimed === 0; i++) {
+        tf.matMul(a, b).dispose();
+        workersClaimed += lastClaimRows().slice(1).reduce((x, y) => x + y, 0);
+      }
+      tf.dispose([a, b]);
+      assert(workersClaimed > 0, "no worker claimed any row");
     }
   }
   // an empty inner dimension is a product of zeros

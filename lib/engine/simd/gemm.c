@@ -212,6 +212,11 @@ void ij_gemm(const float* A, const float* B, float* C, int batch, int M, int N, 
   }
 }
 
+// The floats ij_gemm_claim's bfull holds for a K x N operand B: whole NR-column panels.
+int ij_gemm_claim_b_floats(int K, int N) {
+  return K * ((N + NR - 1) / NR) * NR;
+}
+
 // Rows of C[M, N] = op(A) op(B) claimed from *next (one counter shared by every thread computing this
 // product, 0 at the start) until none are left: lib/engine/gemm_pool.ts's balanced split, where a
 // thread that runs slower (another process took its core for a while) simply claims fewer rows.
@@ -221,6 +226,7 @@ void ij_gemm(const float* A, const float* B, float* C, int batch, int M, int N, 
 // are left, then 16. apack holds MC * KC floats. Returns the rows this thread computed.
 int ij_gemm_claim(const float* A, const float* B, float* C, int M, int N, int K, int rsA, int csA,
                   int rsB, int csB, float* bfull, float* apack, int* next, int threads) {
+  if (__atomic_load_n(next, __ATOMIC_SEQ_CST) >= M) return 0; // woke after the others took every row
   pack_b(B, rsB, csB, K, N, bfull);
   int done = 0;
   for (;;) {
