@@ -39,6 +39,9 @@ export interface GemmClaim {
   bFloats(k: number, n: number): number;
 }
 
+/** tfjs-wasm's allocator. */
+type Allocator = { malloc(bytes: number): number; free(ptr: number): void };
+
 /** What the pool holds for claimed products (lib/engine/gemm_pool.ts's Pool, in place). */
 export interface ClaimRooms {
   memory: WebAssembly.Memory;
@@ -66,7 +69,7 @@ export function claimsWanted(job: GemmJob, bFloats: number): boolean {
  */
 function bfullAt(
   r: ClaimRooms,
-  heap: { malloc(bytes: number): number; free(ptr: number): void },
+  heap: Allocator,
   t: number,
   floats: number,
 ): number {
@@ -96,7 +99,7 @@ export function lastClaimRows(): number[] {
  */
 export function claimedGemm(
   r: ClaimRooms,
-  heap: { malloc(bytes: number): number; free(ptr: number): void },
+  heap: Allocator,
   workers: number,
   job: GemmJob,
   claim: GemmClaim,

@@ -218,7 +218,7 @@ int ij_gemm_claim_b_floats(int K, int N) {
 }
 
 // Rows of C[M, N] = op(A) op(B) claimed from *next (one counter shared by every thread computing this
-// product, 0 at the start) until none are left: lib/engine/gemm_pool.ts's balanced split, where a
+// product, 0 at the start) until none are left: lib/engine/gemm_claims.ts's balanced split, where a
 // thread that runs slower (another process took its core for a while) simply claims fewer rows.
 // Each thread packs the whole of B into its own bfull (K * (N rounded up to NR) floats), then runs
 // each claim through every KC block of k exactly as ij_gemm does, so every element of C is summed in

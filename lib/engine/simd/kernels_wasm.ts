@@ -8,7 +8,7 @@
 /** The C files (in lib/engine/simd/) these bytes were built from, in the order hashed. */
 export const KERNELS_SOURCES = ["kernels.c", "gemm.c"];
 /** SHA-256 of those files' bytes, concatenated. */
-export const KERNELS_C_SHA256 = "84e57c33f833ff2509c1d1de8712c7bc0dedf3a0e5c43b9fd239b5fc8ea9fc26";
+export const KERNELS_C_SHA256 = "964ccf2ecc2402637e882f1af8260aa554a03bd516813631dcb6b358f61d8741";
 
 /** The WebAssembly module (51023 bytes), base64. */
 export const KERNELS_WASM_BASE64 = [
