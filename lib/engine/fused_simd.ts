@@ -12,6 +12,7 @@ import {
   KERNELS_SHARED_WASM_BASE64,
   KERNELS_WASM_BASE64,
 } from "./simd/kernels_wasm.ts";
+import type { GemmHeap } from "./gemm_copies.ts";
 
 /** The parts of tfjs-backend-wasm's BackendWasm the fused kernels touch. */
 export interface WasmLike {
@@ -32,7 +33,7 @@ export interface SimdModule {
   /** A pointer to at least `bytes` bytes of scratch memory (valid until the next call). */
   scratch(bytes: number): number;
   /** The wasm backend's memory and allocator, for worker threads computing in it when it is shared. */
-  heap?: { memory: WebAssembly.Memory; malloc(bytes: number): number; free(ptr: number): void };
+  heap?: GemmHeap;
 }
 
 const simdModules = new WeakMap<object, SimdModule | null>();

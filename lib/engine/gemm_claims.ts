@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { GemmJob } from "./gemm_copies.ts";
+import type { GemmHeap, GemmJob } from "./gemm_copies.ts";
 import { SLOTS } from "./gemm_worker.ts";
 
 /**
@@ -39,9 +39,6 @@ export interface GemmClaim {
   bFloats(k: number, n: number): number;
 }
 
-/** tfjs-wasm's allocator. */
-type Allocator = { malloc(bytes: number): number; free(ptr: number): void };
-
 /** What the pool holds for claimed products (lib/engine/gemm_pool.ts's Pool, in place). */
 export interface ClaimRooms {
   memory: WebAssembly.Memory;
@@ -69,7 +66,7 @@ export function claimsWanted(job: GemmJob, bFloats: number): boolean {
  */
 function bfullAt(
   r: ClaimRooms,
-  heap: Allocator,
+  heap: GemmHeap,
   t: number,
   floats: number,
 ): number {
@@ -99,7 +96,7 @@ export function lastClaimRows(): number[] {
  */
 export function claimedGemm(
   r: ClaimRooms,
-  heap: Allocator,
+  heap: GemmHeap,
   workers: number,
   job: GemmJob,
   claim: GemmClaim,

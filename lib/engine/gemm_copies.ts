@@ -21,6 +21,13 @@ export interface GemmJob {
   c: number;
 }
 
+/** tfjs-wasm's memory and allocator, for workers that compute in it (when it is shared). */
+export interface GemmHeap {
+  memory: WebAssembly.Memory;
+  malloc(bytes: number): number;
+  free(ptr: number): void;
+}
+
 /** A share of a product: batch items [b0, b1) and rows [i0, i1). */
 export interface Part {
   b0: number;

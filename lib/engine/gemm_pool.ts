@@ -26,11 +26,11 @@ import { Worker } from "node:worker_threads";
 import { simdModuleBytes } from "./fused_simd.ts";
 import { ARG_VALUES, ARGS_AT, SLOTS } from "./gemm_worker.ts";
 import { cutUnits, learnSpeeds, resetSpeeds, rowsOf, shareWeights, split } from "./pool_shares.ts";
-import { copyIn, type GemmJob, type Part } from "./gemm_copies.ts";
+import { copyIn, type GemmHeap, type GemmJob, type Part } from "./gemm_copies.ts";
 import { chargedWait, threadsWanted, workerTimeoutMs } from "./pool_env.ts";
 import { claimedGemm, type ClaimRooms, claimsWanted, type GemmClaim } from "./gemm_claims.ts";
 
-export type { GemmJob, Part };
+export type { GemmHeap, GemmJob, Part };
 export { chargedWait, threadsWanted, workerTimeoutMs } from "./pool_env.ts";
 export { split } from "./pool_shares.ts";
 export { CLAIMS, type GemmClaim, lastClaimRows, setGemmClaims } from "./gemm_claims.ts";
@@ -74,13 +74,6 @@ let splitRuns = 0;
 export function setGemmWorkers(on: boolean): number {
   enabled = on;
   return splitRuns;
-}
-
-/** tfjs-wasm's memory and allocator, for workers that compute in it (when it is shared). */
-export interface GemmHeap {
-  memory: WebAssembly.Memory;
-  malloc(bytes: number): number;
-  free(ptr: number): void;
 }
 
 /**

@@ -82,8 +82,7 @@ async function rate(s: ProductShape, explicitTranspose: boolean, seconds: number
   const swap = (t: tf.Tensor) => tf.transpose(t, t.rank === 3 ? [0, 2, 1] : [1, 0]);
   // wasm runs a kernel when it is called, so the product is done when matMul returns: reading the
   // result back (`await y.data()`, a trip through the event loop and a copy out of the heap) would add
-  // 1-4 ms to products of 5-20 ms, as it did until 2026-12-05 (the 2-thread column read 852 ms a step
-  // where the step's own profile counted 579)
+  // 1-4 ms to products of 5-20 ms, as it did until 2026-12-05
   const once = () => {
     const y = tf.tidy(() =>
       explicitTranspose
