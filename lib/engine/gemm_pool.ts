@@ -16,6 +16,8 @@
  * same for any number of threads. Large products in place are not split in advance: every thread
  * claims rows from one counter as it goes ({@link CLAIMS}), so that one held up for a while (another
  * process on its core) does not keep the others waiting; smaller ones follow the learned speeds.
+ * Deep ones (few rows, a long k: weight gradients) are split along k instead, in chunks fixed by the
+ * shape ({@link runOnAll}, lib/engine/gemm_deep.ts).
  *
  * Threads: `IJEPA_THREADS` (total, main thread included; 1 turns workers off), default the number of
  * cores, at most 8. Workers start with the wasm backend and do not keep the process alive.
@@ -236,6 +238,33 @@ export function runShares(call: SharedCall, local: (args: number[]) => void): [n
   learnSpeeds(u1 - u0, mainMs, timed);
   splitRuns++;
   return ranges;
+}
+
+/**
+ * Run the SIMD module's function `name` on every thread at once, in tfjs-wasm's shared memory: worker
+ * w with `argsFor(pack)`, `pack` the byte offset of its own gemm.c pack buffer, and the main thread
+ * through `local`, for work they share by claiming it as they go (gemm.c's `ij_gemm_deep`). Returns
+ * each thread's result, the main thread's first, when all are done; null, having done nothing, where
+ * the memory is not shared or no worker is ready.
+ */
+export function runOnAll(
+  name: string,
+  argsFor: (pack: number) => number[],
+  local: () => number,
+): number[] | null {
+  if (!enabled || !pool || !pool.inPlace || readyWorkers() === 0) return null;
+  const p = pool;
+  const ids = p.workers.map((_, w) => w);
+  p.job++;
+  for (const w of ids) post(p, w, name, argsFor(p.packs[w]));
+  let mine = 0;
+  try {
+    mine = local();
+  } finally {
+    waitFor(p, ids); // even where the main thread failed: no worker may still be at work
+  }
+  splitRuns++;
+  return [mine, ...ids.map((w) => Atomics.load(p.ctl, w * SLOTS + 4))];
 }
 
 /**

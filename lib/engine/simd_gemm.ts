@@ -16,6 +16,7 @@ import * as tf from "@tensorflow/tfjs";
 import { plan } from "./blas_gemm.ts";
 import { simdFor, simdWanted, type WasmLike } from "./fused_simd.ts";
 import { type GemmJob, parallelGemm, startGemmPool } from "./gemm_pool.ts";
+import { deepChunks, deepGemm } from "./gemm_deep.ts";
 
 /** Whether {@link simdBatchMatMul} was installed (lib/engine/wasm_fixes.ts does it when wasm loads). */
 let installed = false;
@@ -69,6 +70,8 @@ export function simdBatchMatMul(stock: tf.KernelConfig): tf.KernelFunc {
       run: (args: number[]) => k.f.ij_gemm_claim(...args) as number,
       bFloats: (kk: number, nn: number) => k.f.ij_gemm_claim_b_floats(kk, nn) as number,
     };
+    const chunks = deepChunks(job);
+    if (chunks > 1 && deepGemm(k, job, chunks, pack)) return out;
     if (!parallelGemm(job, () => be.wasm.HEAPF32, run, claim)) run(job);
     return out;
   };

@@ -17,6 +17,7 @@ import {
   setGemmWorkers,
   threadsWanted,
 } from "../../lib/engine/gemm_pool.ts";
+import { DEEP, lastDeepChunks, setGemmDeep } from "../../lib/engine/gemm_deep.ts";
 
 /** op(A) op(B) in float64, A [ba, .., ..] and B [bb, .., ..] with a batch of 1 broadcast. */
 function reference(
@@ -150,6 +151,48 @@ Deno.test("SIMD matrix product on wasm without BLAS: every block edge, transpose
       tf.dispose([a, b]);
       assert(workersClaimed > 0, "no worker claimed any row");
     }
+  }
+  // deep products (few rows, long k) split along k into chunks the threads claim, summed in chunk
+  // order: close to float64, every chunk computed once, and the same bits on one thread as on all
+  const deepShapes: [number, number, number, boolean, boolean][] = [
+    [7, DEEP.minK + 2, 13, true, false], // k not a whole number of chunks, M x N not of vectors
+    [96, 3 * DEEP.chunkK, 40, true, false],
+    [33, DEEP.minK, 9, false, true],
+    [64, 4 * DEEP.chunkK + 100, 24, true, true],
+  ];
+  for (const [M, K, N, ta, tb] of deepShapes) {
+    const A = values(M * K, 9), B = values(K * N, 10);
+    const { out: want, scale } = reference(A, B, 1, 1, M, K, N, ta, tb);
+    const a = tf.tensor2d(A, ta ? [K, M] : [M, K]), b = tf.tensor2d(B, tb ? [N, K] : [K, N]);
+    const run = async () => {
+      const y = tf.matMul(a, b, ta, tb);
+      const v = await y.data();
+      y.dispose();
+      return Array.from(v);
+    };
+    const before = setGemmDeep(true);
+    const shared = await run();
+    assertEquals(setGemmDeep(true), before + 1, `${M}x${K}x${N}: split along k`);
+    const chunks = lastDeepChunks();
+    // shared by every thread where the workers compute in tfjs's own heap
+    const threads = gemmInPlace() && threadsWanted() > 1 ? readyWorkers() + 1 : 1;
+    assertEquals(chunks.length, threads, `${M}x${K}x${N}: threads that claimed chunks`);
+    assertEquals(
+      chunks.reduce((x, y) => x + y, 0),
+      Math.ceil(K / DEEP.chunkK),
+      `${M}x${K}x${N}: chunks ${chunks}`,
+    );
+    let worst = 0;
+    for (let i = 0; i < want.length; i++) {
+      worst = Math.max(worst, Math.abs(shared[i] - want[i]) / (1e-6 + scale[i]));
+    }
+    assert(worst < 1e-6, `${M}x${K}x${N} ta=${ta} tb=${tb}: relative error ${worst}`);
+    setGemmWorkers(false);
+    const one = await run();
+    assertEquals(lastDeepChunks(), [Math.ceil(K / DEEP.chunkK)], `${M}x${K}x${N}: one thread, every chunk`);
+    setGemmWorkers(true);
+    tf.dispose([a, b]);
+    assertEquals(shared, one, `${M}x${K}x${N}: threads and one thread differ`);
   }
   // an empty inner dimension is a product of zeros
   const z = tf.matMul(tf.zeros([3, 0]), tf.zeros([0, 2]));

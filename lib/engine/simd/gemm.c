@@ -253,3 +253,43 @@ int ij_gemm_claim(const float* A, const float* B, float* C, int M, int N, int K,
   }
   return done;
 }
+
+// "Deep" products (few rows and columns, a long k: the weight gradients X^T dY over every token),
+// split along k instead of rows (lib/engine/gemm_deep.ts): chunk c covers k in [c * kchunk, (c + 1) *
+// kchunk) and is computed, by whichever thread claims it from *next (0 at the start), into C for
+// chunk 0 and into part + (c - 1) * M * N for the others; ij_gemm_deep_sum then adds them up in chunk
+// order. Split by rows, each thread packed the whole of B for half the rows (the products ran at 60-78
+// GFLOP/s on 2 threads where the others reach 80-95); by chunks, B is packed once. The chunks and the
+// order of the sum depend on the shape only, so the bits are the same for any number of threads.
+// `pack` holds ij_gemm_pack_floats() floats. Returns the chunks this thread computed.
+int ij_gemm_deep(const float* A, const float* B, float* C, int M, int N, int K, int rsA, int csA, int rsB,
+                 int csB, int kchunk, float* part, float* pack, int* next) {
+  int chunks = (K + kchunk - 1) / kchunk;
+  int done = 0;
+  for (;;) {
+    int c = __atomic_fetch_add(next, 1, __ATOMIC_SEQ_CST);
+    if (c >= chunks) break;
+    int k0 = c * kchunk;
+    int kk = K - k0 < kchunk ? K - k0 : kchunk;
+    float* dst = c == 0 ? C : part + (long)(c - 1) * M * N;
+    ij_gemm(A + (long)k0 * csA, B + (long)k0 * rsB, dst, 1, M, N, kk, rsA, csA, 0, rsB, csB, 0, pack);
+    done++;
+  }
+  return done;
+}
+
+// C[i] = ((C[i] + part[i]) + part[mn + i]) + ... over the chunks - 1 partial products of
+// ij_gemm_deep, for i in [i0, i1) (a thread's share; mn = M * N).
+void ij_gemm_deep_sum(float* C, const float* part, int chunks, int mn, int i0, int i1) {
+  int i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    f4 s = wasm_v128_load(C + i);
+    for (int c = 1; c < chunks; c++) s = wasm_f32x4_add(s, wasm_v128_load(part + (long)(c - 1) * mn + i));
+    wasm_v128_store(C + i, s);
+  }
+  for (; i < i1; i++) {
+    float s = C[i];
+    for (int c = 1; c < chunks; c++) s += part[(long)(c - 1) * mn + i];
+    C[i] = s;
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * "Deep" matrix products on the wasm backend without BLAS: few rows and columns and a long inner
+ * dimension, as in the weight gradients X^T dY, which sum over every token of the batch (the
+ * reference step's 96x6144x384, 384x6144x96, ...). gemm.c's `ij_gemm_deep` splits them along k into
+ * chunks that the threads claim from one counter, each chunk into a buffer of its own, and
+ * `ij_gemm_deep_sum` adds the buffers up in chunk order.
+ *
+ * Why: split by rows (lib/engine/gemm_pool.ts), each thread packs the whole of B to use it for half
+ * the rows, and B streams from memory twice: these products ran at 60-78 GFLOP/s on the 2-core VM
+ * where the others reach 80-95 (2026-12-05).
+ *
+ * The chunks and the order of the sum depend on the shape alone, so one thread computes the same bits
+ * as many (it claims every chunk).
+ *
+ * @module
+ */
+import type { GemmJob } from "./gemm_copies.ts";
+import type { SimdModule } from "./fused_simd.ts";
+import { CLAIMS, runOnAll } from "./gemm_pool.ts";
+
+/**
+ * Which products are deep: one product (no batch), fewer than `maxRows` rows (larger ones are shared
+ * by claimed rows, lib/engine/gemm_claims.ts), at least `minK` deep, in chunks of `chunkK` (a whole
+ * number of gemm.c's KC blocks), with at most `maxPartFloats` floats of partial products.
+ */
+export const DEEP = { maxRows: CLAIMS.minRows, minK: 2048, chunkK: 1024, maxPartFloats: 1 << 21 };
+
+let deep = true;
+let deepRuns = 0;
+let lastDeep: number[] = [];
+
+/**
+ * Split deep products along k (default) or by rows like the others; for tests and measurements.
+ * Returns how many products have been split along k so far.
+ */
+export function setGemmDeep(on: boolean): number {
+  deep = on;
+  return deepRuns;
+}
+
+/** The chunks `job` is split into along k, or 0 where it is not a deep product. */
+export function deepChunks(job: GemmJob): number {
+  if (!deep || job.batch !== 1 || job.m >= DEEP.maxRows || job.k < DEEP.minK) return 0;
+  const chunks = Math.ceil(job.k / DEEP.chunkK);
+  return (chunks - 1) * job.m * job.n <= DEEP.maxPartFloats ? chunks : 0;
+}
+
+/** Per module: the claim counter (on a cache line of its own) and the partial products after it. */
+const rooms = new WeakMap<SimdModule, { at: number; bytes: number }>();
+
+/** The byte offset of `bytes` bytes (counter line, then partial products) in `k`'s heap, or 0. */
+function roomFor(k: SimdModule, bytes: number): number {
+  const have = rooms.get(k);
+  if (have && have.bytes >= bytes) return have.at;
+  if (!k.heap) return 0;
+  const size = Math.max(bytes, 2 * (have?.bytes ?? 0));
+  const at = k.heap.malloc(size + 64);
+  if (!at) return 0;
+  if (have) k.heap.free(have.at);
+  rooms.set(k, { at, bytes: size });
+  return at;
+}
+
+/**
+ * Compute `job`, split into `chunks` along k ({@link deepChunks}), on every thread the pool has, or
+ * on this one; `pack` is this thread's gemm.c pack buffer (bytes). False, having done nothing, where
+ * the heap has no room for the partial products.
+ */
+export function deepGemm(k: SimdModule, job: GemmJob, chunks: number, pack: number): boolean {
+  const mn = job.m * job.n;
+  const at = roomFor(k, 64 + 4 * (chunks - 1) * mn);
+  if (!at) return false;
+  const line = Math.ceil(at / 64) * 64; // the counter, alone on its cache line
+  const part = line + 64;
+  const args = (p: number) => [
+    4 * job.a,
+    4 * job.b,
+    4 * job.c,
+    job.m,
+    job.n,
+    job.k,
+    job.rsA,
+    job.csA,
+    job.rsB,
+    job.csB,
+    DEEP.chunkK,
+    part,
+    p,
+    line,
+  ];
+  const memory = k.heap!.memory;
+  Atomics.store(new Int32Array(memory.buffer, line, 1), 0, 0);
+  const local = () => k.f.ij_gemm_deep(...args(pack)) as number;
+  lastDeep = runOnAll("ij_gemm_deep", args, local) ?? [local()];
+  k.f.ij_gemm_deep_sum(4 * job.c, part, chunks, mn, 0, mn);
+  deepRuns++;
+  return true;
+}
+
+/** Chunks each thread (the main thread first) computed in the last deep product. */
+export function lastDeepChunks(): number[] {
+  return [...lastDeep];
+}
