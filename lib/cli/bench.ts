@@ -14,7 +14,10 @@
  * - probe features: img/s of lib/eval/features.ts `extractFeatures` (target encoder, average-pooled);
  * - peak RSS (Deno.memoryUsage().rss, sampled after every timed run) and tfjs's peak bytes during
  *   one reference step (tf.profile);
- * - top kernels of one reference step by time (tf.profile).
+ * - top kernels of one reference step by time (tf.profile);
+ * - with both `wasm+blas` and `wasm`: the reference step's time without BLAS over with, from the two
+ *   rows and again from steps that alternate between the two in one process, which both see the same
+ *   machine while its speed drifts (lib/eval/bench_alternate.ts).
  *
  * Warm-up runs are excluded; each row is the median of `--runs` timed runs. `--json` prints one
  * JSON line; `--quick` runs few, small batches (the smoke test). `--vs-torch` also runs

@@ -30,6 +30,7 @@ import {
 } from "./bench_options.ts";
 import { benchTorch, torchAvailable } from "./bench_torch.ts";
 import { benchProducts } from "./bench_products.ts";
+import { alternateBlas } from "./bench_alternate.ts";
 
 let peakRss = 0;
 function sampleRss(): void {
@@ -266,6 +267,11 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     result.products = await benchProducts(o.batch, masks[0], o.quick ? 0.02 : 0.25);
   }
   for (const b of o.backends) result.backends.push(await benchBackend(o, b, masks));
+  // the two wasm setups' ratio again, their steps alternating (lib/eval/bench_alternate.ts)
+  const labels = o.backends.map((b) => b.label);
+  if (o.rows.includes("reference") && labels.includes("wasm") && labels.includes("wasm+blas")) {
+    result.alternate = await alternateBlas(o, masks);
+  }
   if (o.vsTorch) {
     const why = await torchAvailable(o.python);
     if (why) result.torchSkipped = why;

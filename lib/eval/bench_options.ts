@@ -11,6 +11,7 @@
  * ```
  * @module
  */
+import type { AlternateRow } from "./bench_alternate.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { WebGpuTraffic } from "../engine/webgpu_traffic.ts";
 
@@ -277,6 +278,8 @@ export interface BenchResult {
   /** The `products` row (lib/eval/bench_products.ts). */
   products?: ProductsRow;
   backends: BackendResult[];
+  /** wasm's reference step with BLAS and without, alternating step by step (lib/eval/bench_alternate.ts). */
+  alternate?: AlternateRow;
   /** PyTorch's best setup, the setups tried (short runs) and, with `--official`, the official modules. */
   torch?: TorchResult & {
     /** Ours / PyTorch in img/s, ours the faster of its reference timings before and after PyTorch's. */

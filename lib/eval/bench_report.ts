@@ -96,6 +96,14 @@ export function formatReport(r: BenchResult, prev?: BenchResult): string {
       );
     }
   }
+  const alt = r.alternate;
+  if (alt) {
+    lines.push(
+      `wasm without BLAS / with, their steps alternating in one process: ${fix(alt.ratio, 2)}x ` +
+        `(${fix(alt.withoutMs, 0)} / ${fix(alt.withMs, 0)} ms, median of ${alt.steps} steps each)` +
+        (prev?.alternate ? ` [${fix(prev.alternate.ratio, 2)}x]` : ""),
+    );
+  }
   if (prev) lines.push(`[brackets: the previous run, ${prev.date}]`);
   for (const b of cols) {
     lines.push(`${b.label}: ${b.line}`);

@@ -30,6 +30,12 @@ Deno.test("bench: --quick --json prints one JSON line with every row", async () 
     assert((b.topKernels ?? []).length > 0, `${b.label}: no kernel profile`);
   }
   assert(res.backends.some((b) => !b.skipped), "every backend was skipped");
+  // with BLAS here, the two wasm setups' steps also alternate in one process
+  if (!res.backends[0].skipped) {
+    const alt = res.alternate!;
+    assert(alt && alt.withMs > 0 && alt.withoutMs > 0, `alternating steps: ${JSON.stringify(alt)}`);
+    assertEquals(alt.ratio, alt.withoutMs / alt.withMs);
+  }
   // the table renders the same result, with a previous run in brackets
   const table = formatReport(res, res);
   assert(

@@ -183,6 +183,7 @@ Deno.test("bench: ours against PyTorch counts our faster timing, before or after
       peakRssBytes: 0,
       reference: { ...t(900), tokens, loss: 1 },
     }],
+    alternate: { withMs: 330, withoutMs: 700, steps: 8, ratio: 700 / 330 },
     torch: {
       ...t(320),
       peakRssBytes: 0,
@@ -198,6 +199,12 @@ Deno.test("bench: ours against PyTorch counts our faster timing, before or after
   });
   assert(report.includes("ours (wasm+blas) / PyTorch: 0.89x img/s"), report);
   assert(report.includes("wasm without BLAS / with: 2.25x time per reference step (900 / 400 ms)"), report);
+  assert(
+    report.includes(
+      "wasm without BLAS / with, their steps alternating in one process: 2.12x (700 / 330 ms, median of 8 steps each)",
+    ),
+    report,
+  );
   assert(
     report.includes("ours: 400 ms per step before PyTorch's runs, 360 ms after; the faster counts"),
     report,

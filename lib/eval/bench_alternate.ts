@@ -1,0 +1,80 @@
+/**
+ * The bench's `wasm without BLAS / with` ratio measured step by step: one model on the wasm backend
+ * whose products alternate between native BLAS and our own SIMD kernels (lib/engine/simd_gemm.ts)
+ * from one train step to the next, on the same masks. The backend rows time the two setups minutes
+ * apart, while this VM's speed drifts by 10-15% in that time; alternating, both see the same machine.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { setBackend } from "../engine/backend.ts";
+import { blasStatus, disableBlas, enableBlas } from "../engine/blas.ts";
+import { IJEPA } from "../model/ijepa.ts";
+import { AdamW } from "../train/adamw.ts";
+import type { MaskBatch } from "../masks/mod.ts";
+import { type BenchOptions, REFERENCE_OVERRIDES } from "./bench_options.ts";
+
+/** Reference steps timed alternately with BLAS and without it (lib/eval/bench_alternate.ts). */
+export interface AlternateRow {
+  /** Median ms of a reference step with native BLAS and without, over `steps` steps each. */
+  withMs: number;
+  withoutMs: number;
+  steps: number;
+  /** withoutMs / withMs. */
+  ratio: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/**
+ * Time the reference step on wasm alternately with BLAS and without (ABBA order, after two warm-up
+ * steps of each), at least 8 steps each; undefined where no BLAS library loads. BLAS is left off.
+ */
+export async function alternateBlas(o: BenchOptions, masks: MaskBatch[]): Promise<AlternateRow | undefined> {
+  await setBackend("wasm", { quiet: true, blas: false });
+  // switch between the two products by the kernel registered, not by loading and unloading the library
+  const simd = tf.getKernel("BatchMatMul", "wasm")!;
+  if (!enableBlas({ backends: ["wasm"] }).enabled) return undefined;
+  const native = tf.getKernel("BatchMatMul", "wasm")!;
+  const use = (k: tf.KernelConfig) => {
+    if (tf.getKernel(k.kernelName, "wasm") === k) return;
+    tf.unregisterKernel(k.kernelName, "wasm");
+    tf.registerKernel(k);
+  };
+  const model = new IJEPA("quick", { seed: o.seed, overrides: REFERENCE_OVERRIDES });
+  const opt = new AdamW(model.namedTrainable());
+  const images = tf.randomNormal([o.batch, 28, 28, 1], 0, 1, "float32", o.seed + 1) as tf.Tensor4D;
+  const steps = Math.max(8, o.runs);
+  const ms: [number[], number[]] = [[], []]; // with, without
+  try {
+    const step = async (blas: boolean, i: number) => {
+      use(blas ? native : simd);
+      const t0 = performance.now();
+      const r = model.lossAndGrads(images, masks[i % masks.length]);
+      await r.loss.data();
+      r.loss.dispose();
+      opt.step(r.grads, { lr: 1e-4, weightDecay: 0.04 });
+      model.updateTarget(0.996);
+      return performance.now() - t0;
+    };
+    for (let i = 0; i < 2; i++) {
+      await step(true, i);
+      await step(false, i);
+    }
+    for (let i = 0; i < 2 * steps; i++) {
+      const blas = (i + (i >> 1)) % 2 === 0; // with, without, without, with, ...
+      ms[blas ? 0 : 1].push(await step(blas, i >> 1));
+    }
+  } finally {
+    use(native); // disableBlas puts the SIMD kernel back
+    if (blasStatus().enabled) disableBlas();
+    images.dispose();
+    opt.dispose();
+    model.dispose();
+  }
+  const withMs = median(ms[0]), withoutMs = median(ms[1]);
+  return { withMs, withoutMs, steps, ratio: withoutMs / withMs };
+}
