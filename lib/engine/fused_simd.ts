@@ -128,12 +128,18 @@ export function simdFor(be: WasmLike): SimdModule | null {
       m = {
         // deno-lint-ignore no-explicit-any
         f: inst.exports as Record<string, (...args: number[]) => any>,
-        heap: { memory, malloc: (n: number) => be.wasm._malloc(n), free: (at: number) => be.wasm._free(at) },
+        // emscripten's malloc returns a signed int: past 2 GiB of heap (ViT-H/14's weights) it reads
+        // negative, which a view into the memory cannot start at
+        heap: {
+          memory,
+          malloc: (n: number) => be.wasm._malloc(n) >>> 0,
+          free: (at: number) => be.wasm._free(at),
+        },
         scratch(bytes: number): number {
           if (bytes > size) {
             if (ptr) be.wasm._free(ptr);
             size = Math.max(bytes, 2 * size, 4096);
-            ptr = be.wasm._malloc(size);
+            ptr = be.wasm._malloc(size) >>> 0;
           }
           return ptr;
         },

@@ -6,7 +6,7 @@ import { assert, assertEquals } from "../_assert.ts";
 import { erfRef, randn, relErr } from "./_fused.ts";
 import { setBackend } from "../../lib/engine/backend.ts";
 import { type FusedKernelName, registerFusedKernels, runFused } from "../../lib/engine/fused_kernels.ts";
-import { setSimd, simdActive } from "../../lib/engine/fused_simd.ts";
+import { setSimd, simdActive, simdFor } from "../../lib/engine/fused_simd.ts";
 import {
   KERNELS_C_SHA256,
   KERNELS_SOURCES,
@@ -241,4 +241,28 @@ Deno.test("SIMD kernels write only their outputs", async () => {
   });
   canaries.forEach((c, i) => assertEquals(c.dataSync(), before[i], `canary ${i} changed`));
   tf.dispose([...canaries, u, b]);
+});
+
+Deno.test("SIMD module: heap pointers past 2 GiB stay unsigned (emscripten's malloc returns them negative)", () => {
+  // a stand-in for tfjs-wasm with a heap whose allocator hands out addresses above 2^31, as it does
+  // once ViT-H/14's 2.5 GB of weights are loaded (the deep products' counter view failed there)
+  const memory = new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: true });
+  const high = 0x9000_0000;
+  const freed: number[] = [];
+  const be = {
+    wasm: {
+      HEAPF32: new Float32Array(memory.buffer),
+      asm: { memory },
+      _malloc: () => high | 0, // negative, as an i32 result reads in JavaScript
+      _free: (p: number) => void freed.push(p),
+    },
+    dataIdMap: { get: () => ({ memoryOffset: 0 }) },
+    makeOutput: () => ({}) as tf.TensorInfo,
+  };
+  const k = simdFor(be);
+  assert(k?.heap, "the SIMD module should load on a shared memory");
+  assertEquals(k.heap.malloc(64), high);
+  assertEquals(k.scratch(64), high);
+  k.heap.free(high);
+  assertEquals(freed.map((p) => p >>> 0), [high]);
 });
