@@ -15,7 +15,7 @@ import { simdGemmActive } from "./simd_gemm.ts";
  * OpenBLAS (2026-12-04) and without it (our SIMD product kernel on both cores, 2026-12-05; README, first
  * section): the figures {@link blasAdvice} quotes beside its own measurement.
  */
-export const MAIN_JOB_TRAINING = { withBlas: 105, withoutBlas: 82 } as const;
+export const MAIN_JOB_TRAINING = { withBlas: 105, withoutBlas: 86 } as const;
 
 /**
  * For a user whose products run on tfjs's stock kernels because no BLAS library was found: one
