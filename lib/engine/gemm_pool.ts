@@ -176,9 +176,10 @@ function post(p: Pool, w: number, name: string, args: number[]): void {
 /**
  * How long the main thread polls a worker's done flag before it sleeps on it (Atomics.wait), in ms.
  * A worker's wake-up and its notify back take 40-90 us a round trip on the 2-core VM, and a step
- * waits on its workers some 350 times; polling first took the reference step from 642 to 634 ms
- * without BLAS and from 303 to 298 with it (alternating steps, medians of 10, 2026-12-05). The main
- * thread has nothing else to do meanwhile, and after this long it sleeps as before.
+ * waits on its workers some 350 times (19-34 ms in all). Polling first, the reference step without
+ * BLAS took 713 ms against 724 and 674 against 691 (alternating steps, medians of 12, 2026-12-05);
+ * with BLAS it was level (369 against 366, 306 against 308). The main thread has nothing else to do
+ * meanwhile, and after this long it sleeps as before.
  */
 const POLL_MS = 0.2;
 
