@@ -3,6 +3,8 @@
  * whose products alternate between native BLAS and our own SIMD kernels (lib/engine/simd_gemm.ts)
  * from one train step to the next, on the same masks. The backend rows time the two setups minutes
  * apart, while this VM's speed drifts by 10-15% in that time; alternating, both see the same machine.
+ * OpenBLAS's threads sleep right after each product (lib/engine/blas_library.ts sets
+ * `OPENBLAS_THREAD_TIMEOUT`), so a step with BLAS leaves none spinning into the step after it.
  *
  * @module
  */
@@ -12,17 +14,7 @@ import { blasStatus, disableBlas, enableBlas } from "../engine/blas.ts";
 import { IJEPA } from "../model/ijepa.ts";
 import { AdamW } from "../train/adamw.ts";
 import type { MaskBatch } from "../masks/mod.ts";
-import { type BenchOptions, REFERENCE_OVERRIDES } from "./bench_options.ts";
-
-/** Reference steps timed alternately with BLAS and without it (lib/eval/bench_alternate.ts). */
-export interface AlternateRow {
-  /** Median ms of a reference step with native BLAS and without, over `steps` steps each. */
-  withMs: number;
-  withoutMs: number;
-  steps: number;
-  /** withoutMs / withMs. */
-  ratio: number;
-}
+import { type AlternateRow, type BenchOptions, REFERENCE_OVERRIDES } from "./bench_options.ts";
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -44,20 +36,28 @@ export async function alternateBlas(o: BenchOptions, masks: MaskBatch[]): Promis
     tf.unregisterKernel(k.kernelName, "wasm");
     tf.registerKernel(k);
   };
-  const model = new IJEPA("quick", { seed: o.seed, overrides: REFERENCE_OVERRIDES });
-  const opt = new AdamW(model.namedTrainable());
-  const images = tf.randomNormal([o.batch, 28, 28, 1], 0, 1, "float32", o.seed + 1) as tf.Tensor4D;
   const steps = Math.max(8, o.runs);
   const ms: [number[], number[]] = [[], []]; // with, without
+  let model: IJEPA | undefined, opt: AdamW | undefined, images: tf.Tensor4D | undefined;
   try {
+    const m = model = new IJEPA("quick", { seed: o.seed, overrides: REFERENCE_OVERRIDES });
+    const adam = opt = new AdamW(m.namedTrainable());
+    const { imageSize, channels } = m.cfg;
+    const x = images = tf.randomNormal(
+      [o.batch, imageSize, imageSize, channels],
+      0,
+      1,
+      "float32",
+      o.seed + 1,
+    );
     const step = async (blas: boolean, i: number) => {
       use(blas ? native : simd);
       const t0 = performance.now();
-      const r = model.lossAndGrads(images, masks[i % masks.length]);
+      const r = m.lossAndGrads(x, masks[i % masks.length]);
       await r.loss.data();
       r.loss.dispose();
-      opt.step(r.grads, { lr: 1e-4, weightDecay: 0.04 });
-      model.updateTarget(0.996);
+      adam.step(r.grads, { lr: 1e-4, weightDecay: 0.04 });
+      m.updateTarget(0.996);
       return performance.now() - t0;
     };
     for (let i = 0; i < 2; i++) {
@@ -71,9 +71,9 @@ export async function alternateBlas(o: BenchOptions, masks: MaskBatch[]): Promis
   } finally {
     use(native); // disableBlas puts the SIMD kernel back
     if (blasStatus().enabled) disableBlas();
-    images.dispose();
-    opt.dispose();
-    model.dispose();
+    images?.dispose();
+    opt?.dispose();
+    model?.dispose();
   }
   const withMs = median(ms[0]), withoutMs = median(ms[1]);
   return { withMs, withoutMs, steps, ratio: withoutMs / withMs };

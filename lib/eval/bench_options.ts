@@ -11,7 +11,6 @@
  * ```
  * @module
  */
-import type { AlternateRow } from "./bench_alternate.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { WebGpuTraffic } from "../engine/webgpu_traffic.ts";
 
@@ -269,6 +268,16 @@ export interface ProductsRow {
 }
 
 /** The whole result, as saved to `.bench/last.json` and printed by `--json`. */
+/** Reference steps timed alternately with BLAS and without it (lib/eval/bench_alternate.ts). */
+export interface AlternateRow {
+  /** Median ms of a reference step with native BLAS and without, over `steps` steps each. */
+  withMs: number;
+  withoutMs: number;
+  steps: number;
+  /** withoutMs / withMs. */
+  ratio: number;
+}
+
 export interface BenchResult {
   date: string;
   /** `loadAvg`: the 1-minute load average before and after the run (other work on the machine). */
@@ -280,6 +289,8 @@ export interface BenchResult {
   backends: BackendResult[];
   /** wasm's reference step with BLAS and without, alternating step by step (lib/eval/bench_alternate.ts). */
   alternate?: AlternateRow;
+  /** Why the alternating steps failed, where they did. */
+  alternateSkipped?: string;
   /** PyTorch's best setup, the setups tried (short runs) and, with `--official`, the official modules. */
   torch?: TorchResult & {
     /** Ours / PyTorch in img/s, ours the faster of its reference timings before and after PyTorch's. */

@@ -96,6 +96,9 @@ export function formatReport(r: BenchResult, prev?: BenchResult): string {
       );
     }
   }
+  if (r.alternateSkipped) {
+    lines.push(`wasm without BLAS / with, alternating steps: failed (${r.alternateSkipped})`);
+  }
   const alt = r.alternate;
   if (alt) {
     lines.push(
