@@ -217,26 +217,36 @@ int ij_gemm_claim_b_floats(int K, int N) {
   return K * ((N + NR - 1) / NR) * NR;
 }
 
-// Rows of C[M, N] = op(A) op(B) claimed from *next (one counter shared by every thread computing this
-// product, 0 at the start) until none are left: lib/engine/gemm_claims.ts's balanced split, where a
-// thread that runs slower (another process took its core for a while) simply claims fewer rows.
+// Rows of C[M, N] = op(A) op(B) claimed from *next (one 64-bit counter shared by every thread
+// computing this product, 0 at the start) until none are left: lib/engine/gemm_claims.ts's balanced
+// split, where a thread that runs slower (another process took its core for a while) simply claims
+// fewer rows. A thread with `back` set claims from the bottom of C up, the others from the top down,
+// so that with two threads each one's rows are one block, as the fused kernels after the product
+// split them: the rows a thread writes are then mostly the ones it reads next, in its own cache.
 // Each thread packs the whole of B into its own bfull (K * (N rounded up to NR) floats), then runs
 // each claim through every KC block of k exactly as ij_gemm does, so every element of C is summed in
 // the same order as there, whoever claims it. Claims are MC rows while more than 4 * threads * MC
 // are left, then 16. apack holds MC * KC floats. Returns the rows this thread computed.
 int ij_gemm_claim(const float* A, const float* B, float* C, int M, int N, int K, int rsA, int csA,
-                  int rsB, int csB, float* bfull, float* apack, int* next, int threads) {
-  if (__atomic_load_n(next, __ATOMIC_SEQ_CST) >= M) return 0; // woke after the others took every row
+                  int rsB, int csB, float* bfull, float* apack, unsigned long long* next, int threads,
+                  int back) {
+  // *next: rows claimed from the top (low 32 bits) and from the bottom (high 32 bits)
+  unsigned long long s = __atomic_load_n(next, __ATOMIC_SEQ_CST);
+  if ((int)(s & 0xffffffffu) + (int)(s >> 32) >= M) return 0; // woke after the others took every row
   pack_b(B, rsB, csB, K, N, bfull);
   int done = 0;
   for (;;) {
-    int i0 = __atomic_load_n(next, __ATOMIC_SEQ_CST);
-    if (i0 >= M) break;
-    int rows = M - i0 > 4 * threads * MC ? MC : 16;
-    if (!__atomic_compare_exchange_n(next, &i0, i0 + rows, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+    s = __atomic_load_n(next, __ATOMIC_SEQ_CST);
+    int top = (int)(s & 0xffffffffu), bottom = (int)(s >> 32);
+    int left = M - top - bottom;
+    if (left <= 0) break;
+    int rows = left > 4 * threads * MC ? MC : 16;
+    if (rows > left) rows = left;
+    unsigned long long claimed = back ? s + ((unsigned long long)rows << 32) : s + (unsigned long long)rows;
+    if (!__atomic_compare_exchange_n(next, &s, claimed, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
       continue; // another thread claimed first: look again
     }
-    if (rows > M - i0) rows = M - i0;
+    int i0 = back ? M - bottom - rows : top;
     for (int pc = 0; pc < K; pc += KC) {
       int kc = K - pc < KC ? K - pc : KC;
       pack_a(A + (long)i0 * rsA + (long)pc * csA, rsA, csA, rows, kc, apack);
