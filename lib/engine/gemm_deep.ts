@@ -17,7 +17,7 @@
  */
 import type { GemmJob } from "./gemm_copies.ts";
 import type { SimdModule } from "./fused_simd.ts";
-import { CLAIMS, runOnAll } from "./gemm_pool.ts";
+import { CLAIMS, MIN_FLOP, runOnAll } from "./gemm_pool.ts";
 
 /**
  * Which products are deep: one product (no batch), fewer than `maxRows` rows (larger ones are shared
@@ -39,16 +39,22 @@ export function setGemmDeep(on: boolean): number {
   return deepRuns;
 }
 
-/** The chunks `job` is split into along k, or 0 where it is not a deep product. */
-export function deepChunks(job: GemmJob): number {
+/**
+ * The chunks `job` is split into along k, or 0 where it is not a deep product, or where `k`'s heap is
+ * not shared (the workers could not compute in it: such products are split by rows with copies). Shape
+ * and heap decide, never the thread count, so one thread computes what many do.
+ */
+export function deepChunks(job: GemmJob, k: SimdModule): number {
   if (!deep || job.batch !== 1 || job.m >= DEEP.maxRows || job.k < DEEP.minK) return 0;
+  if (2 * job.m * job.n * job.k < MIN_FLOP.inPlace) return 0; // not worth waking the workers
+  if (!(k.heap?.memory.buffer instanceof SharedArrayBuffer)) return 0;
   const chunks = Math.ceil(job.k / DEEP.chunkK);
   return (chunks - 1) * job.m * job.n <= DEEP.maxPartFloats ? chunks : 0;
 }
 
 /**
  * Per module: the claim counter (on a cache line of its own) and the partial products after it, grown
- * on demand and kept ({@link DEEP}'s `maxPartFloats` bounds it).
+ * on demand up to {@link DEEP}'s `maxPartFloats` and kept.
  */
 const rooms = new WeakMap<SimdModule, { at: number; bytes: number }>();
 
@@ -57,7 +63,7 @@ function roomFor(k: SimdModule, bytes: number): number {
   const have = rooms.get(k);
   if (have && have.bytes >= bytes) return have.at;
   if (!k.heap) return 0;
-  const size = Math.max(bytes, 2 * (have?.bytes ?? 0));
+  const size = Math.max(bytes, Math.min(2 * (have?.bytes ?? 0), 64 + 4 * DEEP.maxPartFloats));
   const at = k.heap.malloc(size + 64);
   if (!at) return 0;
   if (have) k.heap.free(have.at);
@@ -95,7 +101,14 @@ export function deepGemm(k: SimdModule, job: GemmJob, chunks: number, pack: numb
   const memory = k.heap!.memory;
   Atomics.store(new Int32Array(memory.buffer, line, 1), 0, 0);
   const local = () => k.f.ij_gemm_deep(...args(pack)) as number;
-  lastDeep = runOnAll("ij_gemm_deep", args, local) ?? [local()];
+  try {
+    lastDeep = runOnAll("ij_gemm_deep", args, local) ?? [local()];
+  } catch (e) {
+    // a worker that failed or timed out may still be claiming from this counter and writing into
+    // these partial products: leave them to it (never freed) and start the next product on new ones
+    rooms.delete(k);
+    throw e;
+  }
   k.f.ij_gemm_deep_sum(4 * job.c, part, chunks, mn, 0, mn);
   deepRuns++;
   return true;

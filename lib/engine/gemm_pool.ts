@@ -101,6 +101,7 @@ export function startGemmPool(packFloats: number, heap?: GemmHeap): void {
       claimAt = line ? Math.ceil(line / 64) * 64 : 0; // a cache line of its own
       mainPack = heap.malloc(packFloats * 4);
       packs = Array.from({ length: count }, () => heap.malloc(packFloats * 4));
+      if (!ctlAt || !mainPack || packs.includes(0)) throw new Error("no room in the heap for the workers");
       new Int32Array(memory.buffer, ctlAt, count * SLOTS).fill(0); // malloc'd memory holds old bytes
     } else {
       const dataStart = Math.ceil((count * SLOTS * 4 + count * packFloats * 4) / 65536) * 65536;
@@ -273,9 +274,15 @@ export function runOnAll(
   let mine = 0;
   try {
     mine = local();
-  } finally {
-    waitFor(p, ids); // even where the main thread failed: no worker may still be at work
+  } catch (e) {
+    try {
+      waitFor(p, ids); // even where the main thread failed: no worker may still be at work
+    } catch {
+      // the main thread's error is the one to report
+    }
+    throw e;
   }
+  waitFor(p, ids);
   splitRuns++;
   return [mine, ...ids.map((w) => Atomics.load(p.ctl, w * SLOTS + 4))];
 }

@@ -70,7 +70,7 @@ export function simdBatchMatMul(stock: tf.KernelConfig): tf.KernelFunc {
       run: (args: number[]) => k.f.ij_gemm_claim(...args) as number,
       bFloats: (kk: number, nn: number) => k.f.ij_gemm_claim_b_floats(kk, nn) as number,
     };
-    const chunks = deepChunks(job);
+    const chunks = deepChunks(job, k);
     if (chunks > 1 && deepGemm(k, job, chunks, pack)) return out;
     if (!parallelGemm(job, () => be.wasm.HEAPF32, run, claim)) run(job);
     return out;
