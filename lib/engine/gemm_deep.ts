@@ -82,7 +82,7 @@ export function deepGemm(k: SimdModule, job: GemmJob, chunks: number, pack: numb
   if (!at) return false;
   const line = Math.ceil(at / 64) * 64; // the counter, alone on its cache line
   const part = line + 64;
-  const args = (p: number) => [
+  const args = (p: number, back: number) => [
     4 * job.a,
     4 * job.b,
     4 * job.c,
@@ -97,12 +97,17 @@ export function deepGemm(k: SimdModule, job: GemmJob, chunks: number, pack: numb
     part,
     p,
     line,
+    back,
   ];
   const memory = k.heap!.memory;
-  Atomics.store(new Int32Array(memory.buffer, line, 1), 0, 0);
-  const local = () => k.f.ij_gemm_deep(...args(pack)) as number;
+  const counter = new Int32Array(memory.buffer, line, 2); // chunks claimed from the first and the last
+  Atomics.store(counter, 0, 0);
+  Atomics.store(counter, 1, 0);
+  const local = () => k.f.ij_gemm_deep(...args(pack, 0)) as number;
+  // the first worker claims from the last chunk down, the main thread and the others from the first up
+  const worker = (p: number, w: number) => args(p, w === 0 ? 1 : 0);
   try {
-    lastDeep = runOnAll("ij_gemm_deep", args, local) ?? [local()];
+    lastDeep = runOnAll("ij_gemm_deep", worker, local) ?? [local()];
   } catch (e) {
     // a worker that failed or timed out may still be claiming from this counter and writing into
     // these partial products: leave them to it (never freed) and start the next product on new ones

@@ -256,21 +256,21 @@ export function runShares(call: SharedCall, local: (args: number[]) => void): [n
 
 /**
  * Run the SIMD module's function `name` on every thread at once, in tfjs-wasm's shared memory: worker
- * w with `argsFor(pack)`, `pack` the byte offset of its own gemm.c pack buffer, and the main thread
+ * w with `argsFor(pack, w)`, `pack` the byte offset of its own gemm.c pack buffer, and the main thread
  * through `local`, for work they share by claiming it as they go (gemm.c's `ij_gemm_deep`). Returns
  * each thread's result, the main thread's first, when all are done; null, having done nothing, where
  * the memory is not shared or no worker is ready.
  */
 export function runOnAll(
   name: string,
-  argsFor: (pack: number) => number[],
+  argsFor: (pack: number, w: number) => number[],
   local: () => number,
 ): number[] | null {
   if (!enabled || !pool || !pool.inPlace || readyWorkers() === 0) return null;
   const p = pool;
   const ids = p.workers.map((_, w) => w);
   p.job++;
-  for (const w of ids) post(p, w, name, argsFor(p.packs[w]));
+  for (const w of ids) post(p, w, name, argsFor(p.packs[w], w));
   let mine = 0;
   try {
     mine = local();

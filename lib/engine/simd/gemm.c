@@ -269,16 +269,24 @@ int ij_gemm_claim(const float* A, const float* B, float* C, int M, int N, int K,
 // kchunk) and is computed, by whichever thread claims it from *next (0 at the start), into C for
 // chunk 0 and into part + (c - 1) * M * N for the others; ij_gemm_deep_sum then adds them up in chunk
 // order. Split by rows, each thread packed the whole of B for half the rows (the products ran at 60-78
-// GFLOP/s on 2 threads where the others reach 80-95); by chunks, B is packed once. The chunks and the
-// order of the sum depend on the shape only, so the bits are the same for any number of threads.
-// `pack` holds ij_gemm_pack_floats() floats. Returns the chunks this thread computed.
+// GFLOP/s on 2 threads where the others reach 80-95); by chunks, B is packed once. A thread with
+// `back` set claims chunks from the last down, the others from the first up (*next, a 64-bit counter,
+// holds both counts), so that with two threads each reads the tokens the kernels before wrote on its
+// own core. The chunks and the order of the sum depend on the shape only, so the bits are the same
+// for any number of threads. `pack` holds ij_gemm_pack_floats() floats. Returns the chunks this
+// thread computed.
 int ij_gemm_deep(const float* A, const float* B, float* C, int M, int N, int K, int rsA, int csA, int rsB,
-                 int csB, int kchunk, float* part, float* pack, int* next) {
+                 int csB, int kchunk, float* part, float* pack, unsigned long long* next, int back) {
   int chunks = (K + kchunk - 1) / kchunk;
   int done = 0;
   for (;;) {
-    int c = __atomic_fetch_add(next, 1, __ATOMIC_SEQ_CST);
-    if (c >= chunks) break;
+    // *next: chunks claimed from the first (low 32 bits) and from the last (high 32 bits)
+    unsigned long long s = __atomic_load_n(next, __ATOMIC_SEQ_CST);
+    int first = (int)(s & 0xffffffffu), last = (int)(s >> 32);
+    if (first + last >= chunks) break;
+    unsigned long long claimed = back ? s + (1ull << 32) : s + 1;
+    if (!__atomic_compare_exchange_n(next, &s, claimed, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) continue;
+    int c = back ? chunks - 1 - last : first;
     int k0 = c * kchunk;
     int kk = K - k0 < kchunk ? K - k0 : kchunk;
     float* dst = c == 0 ? C : part + (long)(c - 1) * M * N;
