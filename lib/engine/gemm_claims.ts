@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { GemmHeap, GemmJob } from "./gemm_copies.ts";
+import { type GemmHeap, type GemmJob, productArgs } from "./gemm_copies.ts";
 import { SLOTS } from "./gemm_worker.ts";
 
 /**
@@ -114,16 +114,7 @@ export function claimedGemm(
   const rooms = Array.from({ length: workers + 1 }, (_, t) => bfullAt(r, heap, t, bFloats));
   if (rooms.includes(0)) return false;
   const args = (t: number) => [
-    4 * job.a,
-    4 * job.b,
-    4 * job.c,
-    job.m,
-    job.n,
-    job.k,
-    job.rsA,
-    job.csA,
-    job.rsB,
-    job.csB,
+    ...productArgs(job),
     rooms[t],
     t === 0 ? r.mainPack : r.packs[t - 1],
     r.claimAt,

@@ -21,6 +21,14 @@ export interface GemmJob {
   c: number;
 }
 
+/**
+ * The arguments gemm.c's single-product functions (`ij_gemm_claim`, `ij_gemm_deep`) start with: A, B
+ * and C in bytes, then M, N, K and the strides of op(A) and op(B).
+ */
+export function productArgs(job: GemmJob): number[] {
+  return [4 * job.a, 4 * job.b, 4 * job.c, job.m, job.n, job.k, job.rsA, job.csA, job.rsB, job.csB];
+}
+
 /** tfjs-wasm's memory and allocator, for workers that compute in it (when it is shared). */
 export interface GemmHeap {
   memory: WebAssembly.Memory;

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import type { GemmJob } from "./gemm_copies.ts";
+import { type GemmJob, productArgs } from "./gemm_copies.ts";
 import type { SimdModule } from "./fused_simd.ts";
 import { CLAIMS, MIN_FLOP, runOnAll } from "./gemm_pool.ts";
 
@@ -83,16 +83,7 @@ export function deepGemm(k: SimdModule, job: GemmJob, chunks: number, pack: numb
   const line = Math.ceil(at / 64) * 64; // the counter, alone on its cache line
   const part = line + 64;
   const args = (p: number, back: number) => [
-    4 * job.a,
-    4 * job.b,
-    4 * job.c,
-    job.m,
-    job.n,
-    job.k,
-    job.rsA,
-    job.csA,
-    job.rsB,
-    job.csB,
+    ...productArgs(job),
     DEEP.chunkK,
     part,
     p,
