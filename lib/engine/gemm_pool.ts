@@ -14,8 +14,9 @@
  * Every element of C is summed in the same order whoever computes it (the split is by whole rows or
  * whole batch items, and gemm.c's blocking does not depend on either), so results are bitwise the
  * same for any number of threads. Large products in place are not split in advance: every thread
- * claims rows from one counter as it goes ({@link CLAIMS}), so that one held up for a while (another
- * process on its core) does not keep the others waiting; smaller ones follow the learned speeds.
+ * claims rows from one counter as it goes ({@link CLAIMS}; the first worker from the bottom up, the
+ * others from the top down), so that one held up for a while (another process on its core) does not
+ * keep the others waiting; smaller ones follow the learned speeds.
  * Deep ones (few rows, a long k: weight gradients) are split along k instead, in chunks fixed by the
  * shape ({@link runOnAll}, lib/engine/gemm_deep.ts).
  *
