@@ -2,8 +2,8 @@
  * "Deep" matrix products on the wasm backend without BLAS: few rows and columns and a long inner
  * dimension, as in the weight gradients X^T dY, which sum over every token of the batch (the
  * reference step's 96x6144x384, 384x6144x96, ...). gemm.c's `ij_gemm_deep` splits them along k into
- * chunks that the threads claim from one counter, each chunk into a buffer of its own, and
- * `ij_gemm_deep_sum` adds the buffers up in chunk order.
+ * chunks that the threads claim (the first worker from the last chunk down, the others from the first
+ * up), each chunk into a buffer of its own, and `ij_gemm_deep_sum` adds the buffers up in chunk order.
  *
  * Why: split by rows (lib/engine/gemm_pool.ts), each thread packs the whole of B to use it for half
  * the rows, and B streams from memory twice: these products ran at 60-78 GFLOP/s on the 2-core VM

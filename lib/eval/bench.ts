@@ -24,6 +24,7 @@ import {
   type BenchOptions,
   type BenchResult,
   type BenchShape,
+  median,
   REFERENCE_OVERRIDES,
   type StepRow,
   type Timing,
@@ -35,11 +36,6 @@ import { alternateBlas } from "./bench_alternate.ts";
 let peakRss = 0;
 function sampleRss(): void {
   peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 /** Run `fn(i)` warmup + runs times; time the last `runs`. `fn` must finish its work (read back). */

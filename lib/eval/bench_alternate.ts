@@ -14,12 +14,7 @@ import { blasStatus, disableBlas, enableBlas } from "../engine/blas.ts";
 import { IJEPA } from "../model/ijepa.ts";
 import { AdamW } from "../train/adamw.ts";
 import type { MaskBatch } from "../masks/mod.ts";
-import { type AlternateRow, type BenchOptions, REFERENCE_OVERRIDES } from "./bench_options.ts";
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
+import { type AlternateRow, type BenchOptions, median, REFERENCE_OVERRIDES } from "./bench_options.ts";
 
 /**
  * Time the reference step on wasm alternately with BLAS and without (ABBA order, after two warm-up

@@ -174,6 +174,12 @@ function officialDir(dir: string | undefined, vsTorch: boolean): string | undefi
   return dir;
 }
 
+/** The median of `xs` (the mean of the middle two for an even count). */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
 /** One timed row: median milliseconds per run and throughput. */
 export interface Timing {
   medianMs: number;
