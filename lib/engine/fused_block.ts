@@ -50,6 +50,39 @@ export interface BlockShape {
    * (lib/engine/fused_mode.ts) says so (wasm). {@link fusedBlock} itself ignores it.
    */
   fused?: boolean;
+  /**
+   * Keep only the last `keepLast` tokens of each sequence in the output, [B*keepLast, D] (default:
+   * all T). Attention still reads every token's key and value; the rows after it (projection,
+   * residual, MLP) are computed for the kept tokens only. The predictor's last block keeps its mask
+   * tokens, the only rows the loss reads: the same outputs and gradients as the whole block followed
+   * by a slice, with about half of that block's products.
+   */
+  keepLast?: number;
+}
+
+/** The tokens per sequence a block outputs: `keepLast`, checked, else all of them. */
+export function keptTokens(s: BlockShape): number {
+  const k = s.keepLast ?? s.tokens;
+  if (!Number.isInteger(k) || k < 1 || k > s.tokens) {
+    throw new Error(
+      `block: expected keepLast an integer in [1, ${s.tokens}] (the tokens), got ${s.keepLast}`,
+    );
+  }
+  return k;
+}
+
+/** Rows of the last k tokens of each sequence: x [B*T, D] -> [B*k, D] (x itself when k = T). */
+export function lastTokens(x: tf.Tensor2D, batch: number, tokens: number, k: number): tf.Tensor2D {
+  if (k === tokens) return x;
+  const D = x.shape[1];
+  return x.reshape([batch, tokens, D]).slice([0, tokens - k, 0], [batch, k, D]).reshape([batch * k, D]);
+}
+
+/** The adjoint of {@link lastTokens}: [B*k, D] -> [B*T, D], zeros in the rows it left out. */
+function padTokens(x: tf.Tensor2D, batch: number, tokens: number, k: number): tf.Tensor2D {
+  if (k === tokens) return x;
+  const D = x.shape[1];
+  return tf.pad(x.reshape([batch, k, D]), [[0, 0], [tokens - k, 0], [0, 0]]).reshape([batch * tokens, D]);
 }
 
 /**
@@ -57,6 +90,8 @@ export interface BlockShape {
  *
  *     x1 = x + proj(attention(LN1(x)))     attention per head: softmax(q k^T / sqrt(hd) + keyBias) v
  *     y  = x1 + fc2(gelu(fc1(LN2(x1))))
+ *
+ * With `keepLast` (K), x1 and y are the rows of each sequence's last K tokens only, y [B*K, D].
  *
  * Heads are laid out [B*H, T, hd] by one copy pass (no rank-4/5 transposes), with the QKV bias and
  * the 1/sqrt(hd) scale folded into that pass. The backward pass is written out by hand.
@@ -96,6 +131,7 @@ export function fusedBlock(x: tf.Tensor2D, weights: readonly tf.Tensor[], s: Blo
   if (keyBias && keyBias.shape.join() !== `${B},1,${T}`) {
     throw new Error(`fusedBlock: expected keyBias [${B}, 1, ${T}], got [${keyBias.shape}]`);
   }
+  const K = keptTokens(s);
   const scale = 1 / Math.sqrt(D / H);
   const heads = { batch: B, tokens: T, heads: H };
   const f = tf.customGrad((...args: GradArgs) => {
@@ -105,8 +141,12 @@ export function fusedBlock(x: tf.Tensor2D, weights: readonly tf.Tensor[], s: Blo
     const [h1, st1] = runFused("IjLayerNorm", { x: xx, gamma: g1, beta: b1n }, { eps }) as tf.Tensor2D[]; // [R, D]
     const qkv = matMul(h1, wqkv); // [R, 3D], bias added by the attention
     const att = attentionForward(qkv, bqkv, keyBias, heads, scale);
-    const o = att.o; // [R, D]
-    const x1 = runFused("IjResidual", { x: xx, y: matMul(o, wproj), bias: bproj }) as tf.Tensor2D; // [R, D]
+    const o = lastTokens(att.o, B, T, K); // [B*K, D]; from here on, only the kept rows
+    const x1 = runFused("IjResidual", {
+      x: lastTokens(xx, B, T, K),
+      y: matMul(o, wproj),
+      bias: bproj,
+    }) as tf.Tensor2D;
     const [h2, st2] = runFused("IjLayerNorm", { x: x1, gamma: g2, beta: b2n }, { eps }) as tf.Tensor2D[];
     const u = matMul(h2, w1); // [R, F], bias added inside the GELU
     const m = runFused("IjBiasGelu", { u, bias: b1 }) as tf.Tensor2D; // [R, F]
@@ -131,7 +171,7 @@ export function fusedBlock(x: tf.Tensor2D, weights: readonly tf.Tensor[], s: Blo
           const w = (i: number) =>
             (weights[wIdx[i]] instanceof tf.Variable ? weights[wIdx[i]] : saved[next++]) as tf.Tensor2D;
           const [sg1, swqkv, swproj, sg2, sw1, sb1, sw2] = [0, 1, 2, 3, 4, 5, 6].map(w);
-          const d = dy as tf.Tensor2D; // [R, D], also the gradient of x1 through the residual
+          const d = dy as tf.Tensor2D; // [B*K, D], also the gradient of x1 through the residual
           // MLP
           const db2 = runFused("IjColSum", { x: d }) as tf.Tensor;
           const dw2 = matMul(sm, d, true, false); // [F, D]
@@ -142,17 +182,17 @@ export function fusedBlock(x: tf.Tensor2D, weights: readonly tf.Tensor[], s: Blo
           const [dx1, dg2, db2n] = runFused(
             "IjLayerNormGrad",
             { dy: dh2, x: sx1, stats: sst2, gamma: sg2, dres: d },
-          ) as tf.Tensor2D[]; // dx1 [R, D]: both paths into x1
+          ) as tf.Tensor2D[]; // dx1 [B*K, D]: both paths into x1
           // attention
           const dbproj = runFused("IjColSum", { x: dx1 }) as tf.Tensor;
           const dwproj = matMul(so, dx1, true, false); // [D, D]
-          const dO = matMul(dx1, swproj, false, true); // [R, D]
+          const dO = padTokens(matMul(dx1, swproj, false, true), B, T, K); // [R, D]
           const [dqkv, dbqkv] = attentionBackward(dO, sAtt, heads, scale); // [R, 3D], [3D]
           const dwqkv = matMul(sh1, dqkv, true, false); // [D, 3D]
           const dh1 = matMul(dqkv, swqkv, false, true); // [R, D]
           const [dx, dg1, db1n] = runFused(
             "IjLayerNormGrad",
-            { dy: dh1, x: sx, stats: sst1, gamma: sg1, dres: dx1 },
+            { dy: dh1, x: sx, stats: sst1, gamma: sg1, dres: padTokens(dx1, B, T, K) },
           ) as tf.Tensor2D[];
           return [dx, dg1, db1n, dwqkv, dbqkv, dwproj, dbproj, dg2, db2n, dw1, db1, dw2, db2];
         });

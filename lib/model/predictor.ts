@@ -111,8 +111,13 @@ export class Predictor {
         eps: this.cfg.layerNormEps,
         keyBias,
       };
-      for (let i = 0; i < this.cfg.predictorDepth; i++) {
-        x = blockForward(this.params, `predictor_blocks.${i}`, x, shape);
+      const depth = this.cfg.predictorDepth;
+      for (let i = 0; i < depth; i++) {
+        // The loss reads the mask tokens' outputs only: the last block computes those rows alone
+        // after its attention (keepLast). The official code runs every row and then selects; the
+        // outputs and gradients are the same, with about half the last block's products.
+        const last = i === depth - 1 ? { ...shape, keepLast: Lt } : shape;
+        x = blockForward(this.params, `predictor_blocks.${i}`, x, last);
       }
       x = layerNorm(
         x,
@@ -120,7 +125,7 @@ export class Predictor {
         w("predictor_norm.weight") as tf.Tensor1D,
         w("predictor_norm.bias") as tf.Tensor1D,
       );
-      const preds = x.reshape([M * B, T, Dp]).slice([0, Lc, 0], [M * B, Lt, Dp]); // the mask-token outputs
+      const preds = x.reshape([M * B, Lt, Dp]); // the mask-token outputs
       return linear(
         preds,
         w("predictor_proj.weight") as tf.Tensor2D,

@@ -139,6 +139,42 @@ Deno.test("fused block: forward and every gradient match autodiff of the same bl
   p.dispose();
 });
 
+Deno.test("fused block with keepLast: the whole block's last tokens, values and every gradient", async () => {
+  await setBackend("cpu", { quiet: true, blas: false });
+  const B = 3, T = 5, D = 12, K = 2;
+  const { p, keyBias, shape } = blockSetup(B, T, D, 3, 10, 7);
+  const x = tf.tensor2d(randn(B * T * D, 8), [B * T, D]);
+  const ws = BLOCK_PARAMS.map((n) => p.get(`b.${n}`));
+  const reference = (keep: boolean) => (xx: tf.Tensor, ...w: tf.Tensor[]) => {
+    const q = new ParamStore();
+    BLOCK_PARAMS.forEach((n, i) => q.vars.set(`b.${n}`, w[i] as tf.Variable));
+    if (keep) return blockForward(q, "b", xx, { ...shape, fused: false, keepLast: K });
+    const y = blockForward(q, "b", xx, { ...shape, fused: false }); // the whole block, then its last K tokens
+    return y.reshape([B, T, D]).slice([0, T - K, 0], [B, K, D]).reshape([B * K, D]);
+  };
+  const kept = (xx: tf.Tensor, ...w: tf.Tensor[]) =>
+    fusedBlock(xx as tf.Tensor2D, w, { ...shape, keepLast: K });
+  assertEquals(kept(x, ...ws).shape, [B * K, D]);
+  // the padded keys of blockSetup sit among the dropped and the kept tokens alike
+  compare("fused keepLast against the whole block sliced", kept, reference(false), [x, ...ws], 5e-5);
+  compare(
+    "reference keepLast against the whole block sliced",
+    reference(true),
+    reference(false),
+    [x, ...ws],
+    5e-5,
+  );
+  for (const bad of [0, T + 1, 1.5]) {
+    assertThrows(
+      () => fusedBlock(x, ws, { ...shape, keepLast: bad }),
+      Error,
+      `expected keepLast an integer in [1, ${T}] (the tokens), got ${bad}`,
+    );
+  }
+  tf.dispose([x, keyBias]);
+  p.dispose();
+});
+
 Deno.test("fused block: directional derivative agrees with the gradient", async () => {
   await setBackend("cpu", { quiet: true, blas: false });
   const { p, keyBias, shape } = blockSetup(2, 4, 8, 2, 16, 3);
@@ -244,6 +280,40 @@ for (const c of CASES) {
       }
     });
   }
+}
+
+/** A block keeping its last 3 of 7 tokens: output and the gradients of x and three weights. */
+function keptBlock(s: Scope): Outputs {
+  const B = 4, T = 7, D = 16, H = 2, F = 24;
+  const p = new ParamStore();
+  s.defer(p);
+  initBlock(p, "b", D, F, 1, new Rng(11));
+  const ws = BLOCK_PARAMS.map((n, i) =>
+    s.input(randn(p.get(`b.${n}`).size, 30 + i, 0.3), p.get(`b.${n}`).shape)
+  );
+  const x = s.input(randn(B * T * D, 12), [B * T, D]);
+  const shape = { batch: B, tokens: T, heads: H, eps: 1e-6, keepLast: 3 };
+  const r = s.input(randn(B * 3 * D, 13), [B * 3, D]);
+  const f = (...xs: tf.Tensor[]) => fusedBlock(xs[0] as tf.Tensor2D, xs.slice(1), shape);
+  const [dx, ...dw] = tf.grads((...xs: tf.Tensor[]) => f(...xs).mul(r).sum())([x, ...ws]);
+  const out: Outputs = { y: f(x, ...ws), dx, dqkv: dw[2], dproj: dw[4], dfc1: dw[8] };
+  tf.dispose(dw.filter((_, i) => ![2, 4, 8].includes(i)));
+  return out;
+}
+
+for (const c of CASES) {
+  Deno.test({
+    name: caseName(c, "fused block with keepLast matches cpu, values and gradients"),
+    ignore: c.ignore,
+  }, async () => {
+    const ref = await onCpu((s) => keptBlock(s));
+    const got = await onBackend(c.cfg, (s) => keptBlock(s));
+    assertEquals(got["y.shape"], Float32Array.from([12, 16]));
+    for (const k of ["y", "dx", "dqkv", "dproj", "dfc1"]) {
+      const e = relErr(got[k], ref[k]);
+      assert(e < 1e-4, `${c.cfg.label} ${k}: differs from cpu by ${e}`);
+    }
+  });
 }
 
 Deno.test("adamwUpdateAll and emaUpdateAll refuse mismatched lists with the sizes", async () => {
