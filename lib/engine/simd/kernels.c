@@ -151,53 +151,46 @@ void ij_bias_gelu(const float* u, const float* bias, float* y, int R, int F) {
 
 // du = dy * gelu'(u + bias) over R rows of F; part [ceil(R / CHUNK), F] = column sums of du by
 // chunk. y, the forward output, may be given (else 0): Phi then comes from it instead of another
-// erf. The chunk's sums stay in registers: 8 vectors (32 columns) at a time over its rows.
+// erf. Row by row, the chunk's sums in part (in cache); 32 columns at a time, 8 vectors computed
+// side by side. Walking the chunk a 32-column strip at a time with the sums in registers read the
+// rows with a stride and ran 10% slower on arrays out of cache (2026-12-05, 6144 x 384: 4.4 ms
+// against 3.9, one thread); the sums are the same, row by row in order.
 void ij_bias_gelu_grad(const float* dy, const float* u, const float* bias, const float* y,
                        float* du, float* part, int R, int F) {
   const int has_y = y != 0;
   for (int r0 = 0; r0 < R; r0 += CHUNK) {
     const int r1 = r0 + CHUNK < R ? r0 + CHUNK : R;
     float* pc = part + (size_t)(r0 / CHUNK) * F;
-    int j = 0;
-    for (; j + 32 <= F; j += 32) {
-      f4 sum[8];
-#pragma clang loop unroll(full)
-      for (int k = 0; k < 8; k++) sum[k] = ZERO;
-      for (int r = r0; r < r1; r++) {
-        size_t o = (size_t)r * F + j;
+    for (int j = 0; j < F; j++) pc[j] = 0.f;
+    for (int r = r0; r < r1; r++) {
+      const size_t o = (size_t)r * F;
+      int j = 0;
+      for (; j + 32 <= F; j += 32) {
+        f4 d[8];
 #pragma clang loop unroll(full)
         for (int k = 0; k < 8; k++) {
-          f4 v = ADD(LOAD(u + o + 4 * k), BIAS(j + 4 * k));
-          f4 d = MUL(LOAD(dy + o + 4 * k), gelu_grad_vec(v, has_y ? LOAD(y + o + 4 * k) : ZERO, has_y));
-          STORE(du + o + 4 * k, d);
-          sum[k] = ADD(sum[k], d);
+          f4 v = ADD(LOAD(u + o + j + 4 * k), BIAS(j + 4 * k));
+          d[k] = MUL(LOAD(dy + o + j + 4 * k), gelu_grad_vec(v, has_y ? LOAD(y + o + j + 4 * k) : ZERO, has_y));
+        }
+#pragma clang loop unroll(full)
+        for (int k = 0; k < 8; k++) {
+          STORE(du + o + j + 4 * k, d[k]);
+          STORE(pc + j + 4 * k, ADD(LOAD(pc + j + 4 * k), d[k]));
         }
       }
-#pragma clang loop unroll(full)
-      for (int k = 0; k < 8; k++) STORE(pc + j + 4 * k, sum[k]);
-    }
-    for (; j + 4 <= F; j += 4) {
-      f4 sum = ZERO;
-      for (int r = r0; r < r1; r++) {
-        size_t o = (size_t)r * F + j;
-        f4 v = ADD(LOAD(u + o), BIAS(j));
-        f4 d = MUL(LOAD(dy + o), gelu_grad_vec(v, has_y ? LOAD(y + o) : ZERO, has_y));
-        STORE(du + o, d);
-        sum = ADD(sum, d);
+      for (; j + 4 <= F; j += 4) {
+        f4 v = ADD(LOAD(u + o + j), BIAS(j));
+        f4 d = MUL(LOAD(dy + o + j), gelu_grad_vec(v, has_y ? LOAD(y + o + j) : ZERO, has_y));
+        STORE(du + o + j, d);
+        STORE(pc + j, ADD(LOAD(pc + j), d));
       }
-      STORE(pc + j, sum);
-    }
-    for (; j < F; j++) {
-      float sum = 0.f;
-      for (int r = r0; r < r1; r++) {
-        size_t o = (size_t)r * F + j;
-        float v = u[o] + (bias ? bias[j] : 0.f);
-        float cdf = has_y ? cdf_from_output1(y[o], v) : 0.5f * (1.f + erf1(v * 0.70710678118654752f));
+      for (; j < F; j++) {
+        float v = u[o + j] + (bias ? bias[j] : 0.f);
+        float cdf = has_y ? cdf_from_output1(y[o + j], v) : 0.5f * (1.f + erf1(v * 0.70710678118654752f));
         float pdf = 0.3989422804014327f * expneg1(-0.5f * v * v);
-        du[o] = dy[o] * (cdf + v * pdf);
-        sum += du[o];
+        du[o + j] = dy[o + j] * (cdf + v * pdf);
+        pc[j] += du[o + j];
       }
-      pc[j] = sum;
     }
   }
 }
