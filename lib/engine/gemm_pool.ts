@@ -30,11 +30,11 @@ import { simdModuleBytes } from "./fused_simd.ts";
 import { ARG_VALUES, ARGS_AT, SLOTS } from "./gemm_worker.ts";
 import { cutUnits, learnSpeeds, resetSpeeds, rowsOf, shareWeights, split } from "./pool_shares.ts";
 import { copyIn, type GemmHeap, type GemmJob, type Part } from "./gemm_copies.ts";
-import { chargedWait, threadsWanted, workerTimeoutMs } from "./pool_env.ts";
+import { chargedWait, pollAfter, threadsWanted, workerTimeoutMs } from "./pool_env.ts";
 import { claimedGemm, type ClaimRooms, claimsWanted, type GemmClaim } from "./gemm_claims.ts";
 
 export type { GemmHeap, GemmJob, Part };
-export { chargedWait, threadsWanted, workerTimeoutMs } from "./pool_env.ts";
+export { chargedWait, threadsWanted, WORKER_POLL, workerTimeoutMs } from "./pool_env.ts";
 export { split } from "./pool_shares.ts";
 export { CLAIMS, type GemmClaim, lastClaimRows, setGemmClaims } from "./gemm_claims.ts";
 
@@ -171,6 +171,7 @@ function post(p: Pool, w: number, name: string, args: number[]): void {
   if (index < 0) throw new Error(`thread pool: the SIMD module has no function ${name}`);
   if (args.length > ARG_VALUES - 2) throw new Error(`thread pool: ${name} takes ${args.length} arguments`);
   p.args[w].set([index, args.length, ...args]);
+  Atomics.store(p.ctl, w * SLOTS + 5, pollAfter(name));
   Atomics.store(p.ctl, w * SLOTS, p.job);
   Atomics.notify(p.ctl, w * SLOTS);
 }

@@ -6,7 +6,8 @@
  * Control slots ({@link SLOTS} Int32 per worker, at `base`): 0 the job number the main thread posted,
  * 1 the last job number done, 2 ready (1) or failed (-1), 3 the last job's compute time in
  * microseconds (the main thread balances its splits with it), 4 the last function's result (the rows
- * an `ij_gemm_claim` computed), 5 unused; from byte {@link ARGS_AT}, Float64 values: the
+ * an `ij_gemm_claim` computed), 5 how long to poll for the next job after this one, in microseconds
+ * (lib/engine/pool_env.ts's pollAfter); from byte {@link ARGS_AT}, Float64 values: the
  * function's index in `names`, the argument count, then the arguments. The error of a failed job is
  * posted as a message.
  *
@@ -58,5 +59,10 @@ parentPort?.once("message", ({ memory, module, base, names }: Start) => {
     }
     Atomics.store(ctl, 1, seen);
     Atomics.notify(ctl, 1);
+    // poll for the next job a while before sleeping on it, as slot 5 says (lib/engine/pool_env.ts)
+    const until = performance.now() + Atomics.load(ctl, 5) / 1000;
+    while (Atomics.load(ctl, 0) === seen && performance.now() < until) {
+      // the next job may come within microseconds: a sleeping worker wakes 40-90 us late
+    }
   }
 });

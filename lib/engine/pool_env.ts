@@ -46,3 +46,21 @@ let timeoutMs: number | undefined;
 export function chargedWait(gapMs: number): number {
   return Math.min(Math.max(gapMs, 0), 1000);
 }
+
+/**
+ * How long a worker keeps polling for its next job after finishing one, before it sleeps on it
+ * (Atomics.wait): `us` microseconds while our own products run on the pool (no BLAS; a product of
+ * ours in the last `recentMs`), else none. Woken from sleep, a worker starts 40-90 us late on the
+ * 2-core VM, and a step without BLAS posts it some 450 jobs. With BLAS it must not poll: a polling
+ * worker holds the core OpenBLAS's second thread needs (the step took 442 ms against 378 when
+ * workers polled 1 ms after every job).
+ */
+export const WORKER_POLL = { us: 1000, recentMs: 10 };
+
+let lastProductAt = -Infinity;
+
+/** The microseconds a worker posted the SIMD function `name` polls after it (see {@link WORKER_POLL}). */
+export function pollAfter(name: string, now: number = performance.now()): number {
+  if (name.startsWith("ij_gemm")) lastProductAt = now;
+  return now - lastProductAt < WORKER_POLL.recentMs ? WORKER_POLL.us : 0;
+}

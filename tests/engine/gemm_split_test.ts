@@ -2,7 +2,8 @@
 // of gemm.c. The products themselves, split and not, are checked in tests/engine/simd_gemm_test.ts.
 // Run with `deno test -A tests/engine/gemm_split_test.ts`.
 import { assert, assertEquals } from "../_assert.ts";
-import { chargedWait, type GemmJob, split } from "../../lib/engine/gemm_pool.ts";
+import { chargedWait, type GemmJob, split, WORKER_POLL } from "../../lib/engine/gemm_pool.ts";
+import { pollAfter } from "../../lib/engine/pool_env.ts";
 import { simdFma } from "../../lib/engine/fused_simd.ts";
 import { KERNELS_FMA_WASM_BASE64, KERNELS_WASM_BASE64 } from "../../lib/engine/simd/kernels_wasm.ts";
 
@@ -104,4 +105,15 @@ Deno.test("worker watchdog: a suspended process is not a hung worker", () => {
   let waited = 0;
   for (const gap of [50, 50, 180_000, 50]) waited += chargedWait(gap);
   assertEquals(waited, 1150, "a 3-minute suspension between ordinary checks");
+});
+
+Deno.test("worker polling: only while our own products run on the pool, never after BLAS took over", () => {
+  const { us, recentMs } = WORKER_POLL;
+  const t = 1e9; // far from any product the other tests ran
+  assertEquals(pollAfter("ij_layer_norm", t), 0, "no product of ours yet: a row-wise kernel alone sleeps");
+  assertEquals(pollAfter("ij_gemm_claim", t + 1), us, "a product of ours polls");
+  assertEquals(pollAfter("ij_bias_gelu", t + 1 + recentMs / 2), us, "a kernel between products polls");
+  // with BLAS, the products go to OpenBLAS: the pool only sees row-wise kernels, and stops polling
+  assertEquals(pollAfter("ij_layer_norm", t + 1 + 2 * recentMs), 0);
+  assertEquals(pollAfter("ij_gemm", t + 100), us);
 });
