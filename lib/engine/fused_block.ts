@@ -148,9 +148,9 @@ export function fusedBlock(x: tf.Tensor2D, weights: readonly tf.Tensor[], s: Blo
       bias: bproj,
     }) as tf.Tensor2D;
     const [h2, st2] = runFused("IjLayerNorm", { x: x1, gamma: g2, beta: b2n }, { eps }) as tf.Tensor2D[];
-    const u = matMul(h2, w1); // [R, F], bias added inside the GELU
-    const m = runFused("IjBiasGelu", { u, bias: b1 }) as tf.Tensor2D; // [R, F]
-    const y = runFused("IjResidual", { x: x1, y: matMul(m, w2), bias: b2 }) as tf.Tensor2D; // [R, D]
+    const u = matMul(h2, w1); // [B*K, F], bias added inside the GELU
+    const m = runFused("IjBiasGelu", { u, bias: b1 }) as tf.Tensor2D; // [B*K, F]
+    const y = runFused("IjResidual", { x: x1, y: matMul(m, w2), bias: b2 }) as tf.Tensor2D; // [B*K, D]
     // Weights that are variables outlive the backward pass, so the gradient reads them directly;
     // saving makes tfjs keep a clone (an Identity kernel call) of each. The intermediates are kept
     // without a clone (lib/engine/fused_save.ts): 13 calls a block fewer.
@@ -175,10 +175,10 @@ export function fusedBlock(x: tf.Tensor2D, weights: readonly tf.Tensor[], s: Blo
           // MLP
           const db2 = runFused("IjColSum", { x: d }) as tf.Tensor;
           const dw2 = matMul(sm, d, true, false); // [F, D]
-          const dm = matMul(d, sw2, false, true); // [R, F]
+          const dm = matMul(d, sw2, false, true); // [B*K, F]
           const [du, db1] = runFused("IjBiasGeluGrad", { dy: dm, u: su, bias: sb1, y: sm }) as tf.Tensor2D[];
           const dw1 = matMul(sh2, du, true, false); // [D, F]
-          const dh2 = matMul(du, sw1, false, true); // [R, D]
+          const dh2 = matMul(du, sw1, false, true); // [B*K, D]
           const [dx1, dg2, db2n] = runFused(
             "IjLayerNormGrad",
             { dy: dh2, x: sx1, stats: sst2, gamma: sg2, dres: d },
