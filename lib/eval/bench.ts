@@ -29,7 +29,7 @@ import {
   type StepRow,
   type Timing,
 } from "./bench_options.ts";
-import { benchTorch, torchAvailable } from "./bench_torch.ts";
+import { alternateTorch, benchTorch, torchAvailable } from "./bench_torch.ts";
 import { benchProducts } from "./bench_products.ts";
 import { alternateBlas } from "./bench_alternate.ts";
 
@@ -285,12 +285,24 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
         ? (await benchBackend({ ...o, rows: ["reference"], shapes: [], profile: false }, first, masks))
           .reference
         : undefined;
+      // and both again, round after round, so that they see the same minutes of the machine
+      const alternate = first && o.rows.includes("reference")
+        ? await alternateTorch(o, masks, t.setup, async () => {
+          const r = await benchBackend(
+            { ...o, rows: ["reference"], shapes: [], profile: false },
+            first,
+            masks,
+          );
+          return r.reference?.medianMs ?? NaN;
+        }, o.quick ? 1 : 3)
+        : undefined;
       result.torch = {
         ...t,
         ratio: torchRatio(t, ours, after),
         ...(after
           ? { oursAfter: { medianMs: after.medianMs, perSecond: after.perSecond, runsMs: after.runsMs } }
           : {}),
+        ...(alternate ? { alternate } : {}),
       };
       for (const [shape, ts] of Object.entries(t.shapes ?? {})) {
         const mine = result.backends.find((b) => b.shapes?.[shape as BenchShape])?.shapes

@@ -284,6 +284,15 @@ export interface AlternateRow {
   ratio: number;
 }
 
+/** Ours / PyTorch measured in rounds that alternate between the two (lib/eval/bench_torch.ts `alternateTorch`). */
+export interface VersusRow {
+  /** Each round's median ms of a reference step: ours, then PyTorch's (its best setup) right after. */
+  oursMs: number[];
+  torchMs: number[];
+  /** The median over rounds of PyTorch's time / ours (ours / PyTorch in img/s). */
+  ratio: number;
+}
+
 export interface BenchResult {
   date: string;
   /** `loadAvg`: the 1-minute load average before and after the run (other work on the machine). */
@@ -303,6 +312,8 @@ export interface BenchResult {
     ratio: number;
     /** Our reference step timed again after PyTorch's runs (the machine's speed drifts meanwhile). */
     oursAfter?: Timing;
+    /** Ours and PyTorch's best setup timed in alternating rounds, which see the same machine. */
+    alternate?: VersusRow;
     tried: { setup: string; medianMs: number }[];
     official?: TorchResult;
     /** The `--shapes` steps on PyTorch (its fastest setup for each), with ours / PyTorch in img/s. */

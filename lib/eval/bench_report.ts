@@ -159,6 +159,16 @@ export function formatReport(r: BenchResult, prev?: BenchResult): string {
             `the faster counts, as PyTorch's fastest setup does`,
         );
       }
+      const alt = r.torch.alternate;
+      if (alt) {
+        const ms = (xs: number[]) => xs.map((x) => fix(x, 0)).join(", ");
+        lines.push(
+          `ours / PyTorch, ${alt.oursMs.length} rounds alternating (ours' steps, then PyTorch's on its best setup): ` +
+            `${fix(alt.ratio, 2)}x img/s, the median round (ours ${ms(alt.oursMs)} ms; PyTorch ${
+              ms(alt.torchMs)
+            } ms)` + (prev?.torch?.alternate ? ` [${fix(prev.torch.alternate.ratio, 2)}x]` : ""),
+        );
+      }
       if (r.torch.setup.includes("own kernel choice")) {
         lines.push(
           `  PyTorch's best ran without this environment's OPENBLAS_CORETYPE, ours with it: for like with like, ` +

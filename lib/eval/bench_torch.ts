@@ -7,7 +7,15 @@
  */
 import { modelConfig } from "../model/config.ts";
 import type { MaskBatch } from "../masks/mod.ts";
-import type { BenchOptions, BenchResult, BenchShape, TorchResult, TorchSetup } from "./bench_options.ts";
+import {
+  type BenchOptions,
+  type BenchResult,
+  type BenchShape,
+  median,
+  type TorchResult,
+  type TorchSetup,
+  type VersusRow,
+} from "./bench_options.ts";
 
 /**
  * The ways of running PyTorch worth trying on this machine, so that the comparison is against
@@ -182,6 +190,41 @@ async function runTorch(o: BenchOptions, masks: MaskBatch[], run: TorchRun): Pro
   }
 }
 
+/** The ways PyTorch can run for `o`: on CUDA fp32 and bf16 autocast, else {@link torchSetups}. */
+function setupsFor(o: BenchOptions): TorchSetup[] {
+  return o.device === "cuda"
+    ? [{ name: "CUDA fp32", env: {}, device: "cuda" }, {
+      name: "CUDA bf16 autocast",
+      env: {},
+      device: "cuda",
+      autocast: "bf16",
+    }]
+    : torchSetups(navigator.hardwareConcurrency || 2);
+}
+
+/**
+ * Ours / PyTorch from `rounds` rounds that each time our reference step (`ours`, median ms) and then
+ * PyTorch's on its setup named `setup` (the fastest {@link benchTorch} found), same masks and runs:
+ * the two see the same minutes of a machine whose speed drifts by 10-15% in the minutes the setups
+ * take. The ratio is the median of the rounds' PyTorch / ours times.
+ */
+export async function alternateTorch(
+  o: BenchOptions,
+  masks: MaskBatch[],
+  setup: string,
+  ours: () => Promise<number>,
+  rounds: number,
+): Promise<VersusRow> {
+  const s = setupsFor(o).find((x) => x.name === setup);
+  if (!s) throw new Error(`bench: no PyTorch setup named ${setup}`);
+  const oursMs: number[] = [], torchMs: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    oursMs.push(await ours());
+    torchMs.push((await runTorch(o, masks, { setup: s, warmup: o.warmup, runs: o.runs })).medianMs);
+  }
+  return { oursMs, torchMs, ratio: median(torchMs.map((t, r) => t / oursMs[r])) };
+}
+
 /**
  * PyTorch at its best here: every setup of {@link torchSetups} (with `--device cuda`: fp32 and bf16
  * autocast on CUDA) gets the full run (its first steps
@@ -196,14 +239,7 @@ export async function benchTorch(
   const tried: { setup: string; medianMs: number }[] = [];
   let best: TorchResult | undefined;
   let bestSetup: TorchSetup | undefined;
-  const setups: TorchSetup[] = o.device === "cuda"
-    ? [{ name: "CUDA fp32", env: {}, device: "cuda" }, {
-      name: "CUDA bf16 autocast",
-      env: {},
-      device: "cuda",
-      autocast: "bf16",
-    }]
-    : torchSetups(navigator.hardwareConcurrency || 2);
+  const setups = setupsFor(o);
   for (const setup of setups) {
     const t = await runTorch(o, masks, { setup, warmup: o.warmup, runs: o.runs });
     tried.push({ setup: setup.name, medianMs: t.medianMs });

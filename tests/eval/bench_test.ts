@@ -1,6 +1,6 @@
 // Tests of the bench's options (lib/eval/bench_options.ts) and its PyTorch setups
 // (lib/eval/bench_torch.ts); tests/cli/bench_test.ts runs the task itself.
-import { assert, assertEquals, assertThrows } from "../_assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../_assert.ts";
 import { benchOptions } from "../../lib/eval/bench_options.ts";
 import { childEnv, torchAvailable, torchSetups } from "../../lib/eval/bench_torch.ts";
 import { torchRatio } from "../../lib/eval/bench.ts";
@@ -195,6 +195,7 @@ Deno.test("bench: ours against PyTorch counts our faster timing, before or after
       tried: [],
       ratio: torchRatio(t(320), t(400), t(360)),
       oursAfter: t(360),
+      alternate: { oursMs: [300, 350, 310], torchMs: [330, 330, 320], ratio: 320 / 310 },
     },
   });
   assert(report.includes("ours (wasm+blas) / PyTorch: 0.89x img/s"), report);
@@ -209,4 +210,40 @@ Deno.test("bench: ours against PyTorch counts our faster timing, before or after
     report.includes("ours: 400 ms per step before PyTorch's runs, 360 ms after; the faster counts"),
     report,
   );
+  assert(
+    report.includes(
+      "ours / PyTorch, 3 rounds alternating (ours' steps, then PyTorch's on its best setup): 1.03x img/s, " +
+        "the median round (ours 300, 350, 310 ms; PyTorch 330, 330, 320 ms)",
+    ),
+    report,
+  );
+});
+
+Deno.test({
+  name: `bench: ours and PyTorch alternate round by round on its best setup${
+    TORCH ? ` (ignored: ${TORCH})` : ""
+  }`,
+  ignore: TORCH !== undefined,
+  async fn() {
+    const { alternateTorch } = await import("../../lib/eval/bench_torch.ts");
+    const { createMasker, maskPreset } = await import("../../lib/masks/mod.ts");
+    const { Rng } = await import("../../lib/engine/rng.ts");
+    const o = { ...benchOptions({ vsTorch: true, batch: 2, runs: 1, warmup: 1 }) };
+    const masks = createMasker(maskPreset(7, 7)).sample(new Rng(0), 2);
+    const setup = torchSetups(2)[0].name;
+    const ours = [50, 70];
+    let calls = 0;
+    const row = await alternateTorch(o, [masks], setup, () => Promise.resolve(ours[calls++]), 2);
+    assertEquals(row.oursMs, ours);
+    assertEquals(row.torchMs.length, 2);
+    for (const t of row.torchMs) assert(t > 0 && Number.isFinite(t), `PyTorch step ${t} ms`);
+    // the median of two rounds' PyTorch / ours is their mean
+    const want = (row.torchMs[0] / 50 + row.torchMs[1] / 70) / 2;
+    assert(Math.abs(row.ratio - want) < 1e-12, `${row.ratio} vs ${want}`);
+    await assertRejects(
+      () => alternateTorch(o, [masks], "no such setup", () => Promise.resolve(1), 1),
+      Error,
+      "no PyTorch setup named no such setup",
+    );
+  },
 });
