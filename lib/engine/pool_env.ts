@@ -51,7 +51,7 @@ export function chargedWait(gapMs: number): number {
  * How long a worker keeps polling for its next job after finishing one, before it sleeps on it
  * (Atomics.wait): `us` microseconds while our own products run on the pool (no BLAS; a product of
  * ours in the last `recentMs`), else none. Woken from sleep, a worker starts 40-90 us late on the
- * 2-core VM, and a step without BLAS posts it some 450 jobs. With BLAS it must not poll: a polling
+ * 2-core VM, and a step without BLAS waits on it some 350 times. With BLAS it must not poll: a polling
  * worker holds the core OpenBLAS's second thread needs (the step took 442 ms against 378 when
  * workers polled 1 ms after every job).
  */
@@ -62,5 +62,10 @@ let lastProductAt = -Infinity;
 /** The microseconds a worker posted the SIMD function `name` polls after it (see {@link WORKER_POLL}). */
 export function pollAfter(name: string, now: number = performance.now()): number {
   if (name.startsWith("ij_gemm")) lastProductAt = now;
-  return now - lastProductAt < WORKER_POLL.recentMs ? WORKER_POLL.us : 0;
+  const since = now - lastProductAt;
+  // more threads than cores (IJEPA_THREADS): a polling worker would hold a core another one needs
+  pollingFits ??= threadsWanted() <= (navigator.hardwareConcurrency || 1);
+  return pollingFits && since >= 0 && since < WORKER_POLL.recentMs ? WORKER_POLL.us : 0;
 }
+
+let pollingFits: boolean | undefined;

@@ -286,7 +286,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
           .reference
         : undefined;
       // and both again, round after round, so that they see the same minutes of the machine
-      const alternate = first && o.rows.includes("reference")
+      const alternate = first
         ? await alternateTorch(o, masks, t.setup, async () => {
           const r = await benchBackend(
             { ...o, rows: ["reference"], shapes: [], profile: false },

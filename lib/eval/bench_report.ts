@@ -163,7 +163,8 @@ export function formatReport(r: BenchResult, prev?: BenchResult): string {
       if (alt) {
         const ms = (xs: number[]) => xs.map((x) => fix(x, 0)).join(", ");
         lines.push(
-          `ours / PyTorch, ${alt.oursMs.length} rounds alternating (ours' steps, then PyTorch's on its best setup): ` +
+          `ours / PyTorch, ${alt.oursMs.length} round${alt.oursMs.length === 1 ? "" : "s"} alternating ` +
+            `(ours' steps, then PyTorch's on its best setup): ` +
             `${fix(alt.ratio, 2)}x img/s, the median round (ours ${ms(alt.oursMs)} ms; PyTorch ${
               ms(alt.torchMs)
             } ms)` + (prev?.torch?.alternate ? ` [${fix(prev.torch.alternate.ratio, 2)}x]` : ""),

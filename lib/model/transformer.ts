@@ -107,7 +107,7 @@ export function blockForward(p: ParamStore, prefix: string, x: tf.Tensor, s: Blo
     const x1 = lastTokens(x as tf.Tensor2D, s.batch, s.tokens, keep)
       .add(linear(att, w("attn.proj.weight") as tf.Tensor2D, w("attn.proj.bias") as tf.Tensor1D));
     const h2 = layerNorm(x1, s.eps, w("norm2.weight") as tf.Tensor1D, w("norm2.bias") as tf.Tensor1D);
-    const m = gelu(linear(h2, w("mlp.fc1.weight") as tf.Tensor2D, w("mlp.fc1.bias") as tf.Tensor1D)); // [B*T, hidden]
+    const m = gelu(linear(h2, w("mlp.fc1.weight") as tf.Tensor2D, w("mlp.fc1.bias") as tf.Tensor1D)); // [B*keep, hidden]
     return x1.add(
       linear(m, w("mlp.fc2.weight") as tf.Tensor2D, w("mlp.fc2.bias") as tf.Tensor1D),
     ) as tf.Tensor2D;

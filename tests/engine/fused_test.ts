@@ -142,7 +142,14 @@ Deno.test("fused block: forward and every gradient match autodiff of the same bl
 Deno.test("fused block with keepLast: the whole block's last tokens, values and every gradient", async () => {
   await setBackend("cpu", { quiet: true, blas: false });
   const B = 3, T = 5, D = 12, K = 2;
-  const { p, keyBias, shape } = blockSetup(B, T, D, 3, 10, 7);
+  const { p, keyBias: kb0, shape: s0 } = blockSetup(B, T, D, 3, 10, 7);
+  kb0.dispose();
+  // padded keys among the dropped tokens (sequence 0's first) and the kept ones (sequence 1's last)
+  const valid = new Uint8Array(B * T).fill(1);
+  valid[0] = 0;
+  valid[2 * T - 1] = 0;
+  const keyBias = keyPaddingBias(valid, B, T);
+  const shape = { ...s0, keyBias };
   const x = tf.tensor2d(randn(B * T * D, 8), [B * T, D]);
   const ws = BLOCK_PARAMS.map((n) => p.get(`b.${n}`));
   const reference = (keep: boolean) => (xx: tf.Tensor, ...w: tf.Tensor[]) => {
@@ -155,7 +162,6 @@ Deno.test("fused block with keepLast: the whole block's last tokens, values and 
   const kept = (xx: tf.Tensor, ...w: tf.Tensor[]) =>
     fusedBlock(xx as tf.Tensor2D, w, { ...shape, keepLast: K });
   assertEquals(kept(x, ...ws).shape, [B * K, D]);
-  // the padded keys of blockSetup sit among the dropped and the kept tokens alike
   compare("fused keepLast against the whole block sliced", kept, reference(false), [x, ...ws], 5e-5);
   compare(
     "reference keepLast against the whole block sliced",

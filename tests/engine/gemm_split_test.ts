@@ -116,4 +116,7 @@ Deno.test("worker polling: only while our own products run on the pool, never af
   // with BLAS, the products go to OpenBLAS: the pool only sees row-wise kernels, and stops polling
   assertEquals(pollAfter("ij_layer_norm", t + 1 + 2 * recentMs), 0);
   assertEquals(pollAfter("ij_gemm", t + 100), us);
+  // a clock before the last product (another caller's timeline) never polls; real time is far before t
+  assertEquals(pollAfter("ij_layer_norm", t + 99), 0);
+  assertEquals(pollAfter("ij_layer_norm"), 0);
 });

@@ -228,7 +228,7 @@ Deno.test({
     const { alternateTorch } = await import("../../lib/eval/bench_torch.ts");
     const { createMasker, maskPreset } = await import("../../lib/masks/mod.ts");
     const { Rng } = await import("../../lib/engine/rng.ts");
-    const o = { ...benchOptions({ vsTorch: true, batch: 2, runs: 1, warmup: 1 }) };
+    const o = benchOptions({ vsTorch: true, batch: 2, runs: 1, warmup: 1 });
     const masks = createMasker(maskPreset(7, 7)).sample(new Rng(0), 2);
     const setup = torchSetups(2)[0].name;
     const ours = [50, 70];
