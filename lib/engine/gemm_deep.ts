@@ -21,8 +21,8 @@ import { CLAIMS, MIN_FLOP, runOnAll } from "./gemm_pool.ts";
 
 /**
  * Which products are deep: one product (no batch), fewer than `maxRows` rows (larger ones are shared
- * by claimed rows, lib/engine/gemm_claims.ts), at least `minK` deep, in chunks of `chunkK` (a whole
- * number of gemm.c's KC blocks), with at most `maxPartFloats` floats of partial products.
+ * by claimed rows, lib/engine/gemm_claims.ts), at least `minK` deep, in chunks of at most `chunkK`
+ * ({@link chunkDepth}), with at most `maxPartFloats` floats of partial products.
  */
 export const DEEP = { maxRows: CLAIMS.minRows, minK: 2048, chunkK: 1024, maxPartFloats: 1 << 21 };
 
@@ -48,8 +48,20 @@ export function deepChunks(job: GemmJob, k: SimdModule): number {
   if (!deep || job.batch !== 1 || job.m >= DEEP.maxRows || job.k < DEEP.minK) return 0;
   if (2 * job.m * job.n * job.k < MIN_FLOP.inPlace) return 0; // not worth waking the workers
   if (!(k.heap?.memory.buffer instanceof SharedArrayBuffer)) return 0;
-  const chunks = Math.ceil(job.k / DEEP.chunkK);
+  const chunks = Math.ceil(job.k / chunkDepth(job.k));
   return (chunks - 1) * job.m * job.n <= DEEP.maxPartFloats ? chunks : 0;
+}
+
+/**
+ * The depth of a deep product's chunks: at most {@link DEEP}'s `chunkK`, a whole number of gemm.c's
+ * KC (256) blocks, and as many chunks as a multiple of 4 where the depth allows, so that 2 or 4
+ * threads share them evenly (3 chunks of 1024 kept one of 2 threads busy twice as long: the
+ * predictor's 3072-deep products ran at 60-62 GFLOP/s, in 4 chunks of 768 at 78-82; the 6144-deep
+ * ones, in 8 chunks of 768 instead of 6 of 1024, are level, 2026-12-05). The shape alone decides.
+ */
+export function chunkDepth(k: number): number {
+  const chunks = 4 * Math.ceil(k / (4 * DEEP.chunkK));
+  return 256 * Math.ceil(k / (256 * chunks));
 }
 
 /**
@@ -84,7 +96,7 @@ export function deepGemm(k: SimdModule, job: GemmJob, chunks: number, pack: numb
   const part = line + 64;
   const args = (p: number, back: number) => [
     ...productArgs(job),
-    DEEP.chunkK,
+    chunkDepth(job.k),
     part,
     p,
     line,

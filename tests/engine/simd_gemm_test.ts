@@ -17,7 +17,7 @@ import {
   setGemmWorkers,
   threadsWanted,
 } from "../../lib/engine/gemm_pool.ts";
-import { DEEP, lastDeepChunks, setGemmDeep } from "../../lib/engine/gemm_deep.ts";
+import { chunkDepth, DEEP, lastDeepChunks, setGemmDeep } from "../../lib/engine/gemm_deep.ts";
 import { sharedHeapReason } from "../../lib/engine/shared_heap.ts";
 
 /** op(A) op(B) in float64, A [ba, .., ..] and B [bb, .., ..] with a batch of 1 broadcast. */
@@ -153,6 +153,9 @@ Deno.test("SIMD matrix product on wasm without BLAS: every block edge, transpose
       assert(workersClaimed > 0, "no worker claimed any row");
     }
   }
+  // chunk depths: whole KC blocks of at most 1024, as many as a multiple of 4 where k allows
+  assertEquals([2048, 3072, 4096, 6144, 6244, 12288].map(chunkDepth), [512, 768, 1024, 768, 1024, 1024]);
+  assertEquals([3072, 6144, 12288].map((k) => k / chunkDepth(k)), [4, 8, 12]);
   // deep products (few rows, long k) split along k into chunks the threads claim, summed in chunk
   // order: close to float64, every chunk computed once, and the same bits on one thread as on all
   // (where tfjs's heap is shared: with IJEPA_SHARED_HEAP=off they are split by rows with copies)
@@ -184,7 +187,7 @@ Deno.test("SIMD matrix product on wasm without BLAS: every block edge, transpose
       assertEquals(chunks.length, threads, `${M}x${K}x${N}: threads that claimed chunks`);
       assertEquals(
         chunks.reduce((x, y) => x + y, 0),
-        Math.ceil(K / DEEP.chunkK),
+        Math.ceil(K / chunkDepth(K)),
         `${M}x${K}x${N}: chunks ${chunks}`,
       );
       workersChunks += chunks.slice(1).reduce((x, y) => x + y, 0);
@@ -197,7 +200,11 @@ Deno.test("SIMD matrix product on wasm without BLAS: every block edge, transpose
     setGemmWorkers(false);
     const one = await run();
     if (heapShared) {
-      assertEquals(lastDeepChunks(), [Math.ceil(K / DEEP.chunkK)], `${M}x${K}x${N}: one thread, every chunk`);
+      assertEquals(
+        lastDeepChunks(),
+        [Math.ceil(K / chunkDepth(K))],
+        `${M}x${K}x${N}: one thread, every chunk`,
+      );
     }
     setGemmWorkers(true);
     tf.dispose([a, b]);
