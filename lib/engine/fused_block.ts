@@ -58,6 +58,35 @@ export interface BlockShape {
    * by a slice, with about half of that block's products.
    */
   keepLast?: number;
+  /**
+   * Keep only these rows (indices into the B*T rows, each once) after attention, [keepRows.length,
+   * D], for a forward pass only (no gradient): the target encoder's last block, whose rows outside
+   * every target block nothing reads. Not with `keepLast`.
+   */
+  keepRows?: Int32Array;
+}
+
+/**
+ * The rows after attention, x [B*T, D] -> [rows, D]: the last `keepLast` tokens of each sequence,
+ * or the `keepRows`, or all (x itself). Checks both options.
+ */
+export function keptRows(x: tf.Tensor2D, s: BlockShape): tf.Tensor2D {
+  if (s.keepRows) {
+    checkKeepRows(s);
+    const rows = s.keepRows;
+    return tf.tidy(() => tf.gather(x, tf.tensor1d(rows, "int32")));
+  }
+  return lastTokens(x, s.batch, s.tokens, keptTokens(s));
+}
+
+/** Throws unless `keepRows` (where given) are row indices of the block and `keepLast` is unset. */
+function checkKeepRows(s: BlockShape): void {
+  if (!s.keepRows) return;
+  if (s.keepLast !== undefined) throw new Error("block: keepRows and keepLast do not go together");
+  const R = s.batch * s.tokens;
+  if (!s.keepRows.every((r) => r >= 0 && r < R)) {
+    throw new Error(`block: keepRows must be row indices in [0, ${R}) (the B*T rows)`);
+  }
 }
 
 /** The tokens per sequence a block outputs: `keepLast`, checked, else all of them. */
@@ -72,7 +101,7 @@ export function keptTokens(s: BlockShape): number {
 }
 
 /** Rows of the last k tokens of each sequence: x [B*T, D] -> [B*k, D] (x itself when k = T). */
-export function lastTokens(x: tf.Tensor2D, batch: number, tokens: number, k: number): tf.Tensor2D {
+function lastTokens(x: tf.Tensor2D, batch: number, tokens: number, k: number): tf.Tensor2D {
   if (k === tokens) return x;
   const D = x.shape[1];
   return x.reshape([batch, tokens, D]).slice([0, tokens - k, 0], [batch, k, D]).reshape([batch * k, D]);
@@ -132,6 +161,7 @@ export function fusedBlock(x: tf.Tensor2D, weights: readonly tf.Tensor[], s: Blo
     throw new Error(`fusedBlock: expected keyBias [${B}, 1, ${T}], got [${keyBias.shape}]`);
   }
   const K = keptTokens(s);
+  checkKeepRows(s);
   const scale = 1 / Math.sqrt(D / H);
   const heads = { batch: B, tokens: T, heads: H };
   const f = tf.customGrad((...args: GradArgs) => {
@@ -141,9 +171,9 @@ export function fusedBlock(x: tf.Tensor2D, weights: readonly tf.Tensor[], s: Blo
     const [h1, st1] = runFused("IjLayerNorm", { x: xx, gamma: g1, beta: b1n }, { eps }) as tf.Tensor2D[]; // [R, D]
     const qkv = matMul(h1, wqkv); // [R, 3D], bias added by the attention
     const att = attentionForward(qkv, bqkv, keyBias, heads, scale);
-    const o = lastTokens(att.o, B, T, K); // [B*K, D]; from here on, only the kept rows
+    const o = keptRows(att.o, s); // [B*K, D]; from here on, only the kept rows
     const x1 = runFused("IjResidual", {
-      x: lastTokens(xx, B, T, K),
+      x: keptRows(xx, s),
       y: matMul(o, wproj),
       bias: bproj,
     }) as tf.Tensor2D;
@@ -163,6 +193,10 @@ export function fusedBlock(x: tf.Tensor2D, weights: readonly tf.Tensor[], s: Blo
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const kept = take();
+        if (s.keepRows) {
+          tf.dispose(kept);
+          throw new Error("fusedBlock: keepRows is for forward passes; it has no gradient");
+        }
         const grads = tf.tidy(() => {
           const sx = saved[0] as tf.Tensor2D;
           const [sst1, sh1, so, sx1, sst2, sh2, su, sm] = kept as tf.Tensor2D[];

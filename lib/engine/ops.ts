@@ -106,6 +106,17 @@ export function takeRows(table: Tensor2D, idx: Int32Array): Tensor2D {
 }
 
 /**
+ * The distinct entries of `idx` in ascending order (`rows`), and where each entry of `idx` sits among
+ * them (`at`): `takeRows(takeRows(t, rows), at)` equals `takeRows(t, idx)`.
+ */
+export function uniqueRows(idx: Int32Array): { rows: Int32Array; at: Int32Array } {
+  const rows = Int32Array.from(new Set(idx)).sort();
+  const pos = new Map<number, number>();
+  rows.forEach((r, i) => pos.set(r, i));
+  return { rows, at: idx.map((r) => pos.get(r)!) };
+}
+
+/**
  * Cut NHWC images [B, H, W, C] into non-overlapping p x p patches [B, N, p*p*C], patches in
  * row-major grid order, each patch flattened as (row in patch, column in patch, channel).
  */

@@ -33,7 +33,7 @@ import { type ModelConfig, modelConfig, type ResolvedConfig } from "./config.ts"
 import { fusedEnabled } from "../engine/fused_mode.ts";
 import { emaUpdateAll } from "../engine/fused_update_all.ts";
 import { matMul } from "../engine/matmul.ts";
-import { layerNorm, linear, patchify, smoothL1, takeRows } from "../engine/ops.ts";
+import { layerNorm, linear, patchify, smoothL1, takeRows, uniqueRows } from "../engine/ops.ts";
 import { ParamStore } from "./params.ts";
 import { Predictor } from "./predictor.ts";
 import { checkMasks, type CollatedMasks } from "../masks/batch.ts";
@@ -125,12 +125,8 @@ export class IJEPA {
     if (parts.includes("predictor")) this.#predictor = new Predictor(this.cfg, rng);
     if (this.cfg.targetMode === "pixel" && parts.includes("predictor")) {
       this.pixelHead = new ParamStore({ init });
-      this.pixelHead.normal(
-        "pixel_head.weight",
-        [this.cfg.width, this.cfg.patchDim],
-        INIT_STD,
-        rng ?? new Rng(0),
-      );
+      const shape = [this.cfg.width, this.cfg.patchDim];
+      this.pixelHead.normal("pixel_head.weight", shape, INIT_STD, rng ?? new Rng(0));
       this.pixelHead.fill("pixel_head.bias", [this.cfg.patchDim], 0);
     }
   }
@@ -198,19 +194,23 @@ export class IJEPA {
       const b = r % B;
       for (let j = 0; j < Lt; j++) flat[r * Lt + j] = b * N + masks.targetIdx[r * Lt + j];
     }
+    // Without onFeatures, only the target blocks' rows leave the target encoder's last block (about
+    // half of each example's tokens); the official code runs every row through it. The same targets.
+    const u = this.cfg.targetMode === "pixel" || onFeatures ? undefined : uniqueRows(flat);
     return tf.tidy(() => {
-      let full: tf.Tensor; // [B*N, F]
+      let full: tf.Tensor; // [rows, F]
       if (this.cfg.targetMode === "pixel") {
         // MAE-style per-patch normalisation of the pixels (eps 1e-6, as MAE's norm_pix_loss).
         const P = this.cfg.patchDim;
         full = layerNorm(patches.reshape([B * N, P]), 1e-6);
       } else {
-        const h = this.targetEncoder.encodePatches(patches).out; // [B, N, D]
-        onFeatures?.(h);
-        const flatH = h.reshape([B * N, this.cfg.width]);
+        const h = u
+          ? this.targetEncoder.encodeRows(patches, u.rows)
+          : this.targetEncoder.encodePatches(patches).out;
+        onFeatures?.(h); // [B, N, D]
         // "dyntanh" (off by default): a fixed tanh(alpha x), alpha = DyT's initial 0.5 (Zhu et al. 2025), no
-        // affine; our reading of arXiv 2508.02829 from its abstract (it keeps each token's norm, which
-        // LayerNorm equalises), not its code
+        // affine; our reading of arXiv 2508.02829's abstract (keeps each token's norm), not its code
+        const flatH = h.reshape([-1, this.cfg.width]);
         full = this.cfg.targetNorm === "dyntanh"
           ? flatH.mul(DYNTANH_ALPHA).tanh()
           : layerNorm(flatH, TARGET_EPS);
@@ -218,7 +218,7 @@ export class IJEPA {
       const F = full.shape[1] as number;
       // No gradient reaches the targets: they depend only on the images and the target encoder,
       // whose variables are not trainable.
-      return takeRows(full as tf.Tensor2D, flat).reshape([M * B, Lt, F]) as tf.Tensor3D;
+      return takeRows(full as tf.Tensor2D, u?.at ?? flat).reshape([M * B, Lt, F]) as tf.Tensor3D;
     });
   }
 

@@ -29,7 +29,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { BLOCK_PARAMS, type BlockShape, fusedBlock, keptTokens, lastTokens } from "../engine/fused_block.ts";
+import { BLOCK_PARAMS, type BlockShape, fusedBlock, keptRows } from "../engine/fused_block.ts";
 import { fusedEnabled } from "../engine/fused_mode.ts";
 import { matMul } from "../engine/matmul.ts";
 import { gelu, layerNorm, linear } from "../engine/ops.ts";
@@ -98,16 +98,15 @@ export function blockForward(p: ParamStore, prefix: string, x: tf.Tensor, s: Blo
   if (s.fused ?? fusedEnabled()) {
     return fusedBlock(x as tf.Tensor2D, BLOCK_PARAMS.map(w), s);
   }
-  const keep = keptTokens(s);
   return tf.tidy(() => {
     const h1 = layerNorm(x, s.eps, w("norm1.weight") as tf.Tensor1D, w("norm1.bias") as tf.Tensor1D);
     const qkv = linear(h1, w("attn.qkv.weight") as tf.Tensor2D, w("attn.qkv.bias") as tf.Tensor1D); // [B*T, 3D]
-    // [B*keep, D]: with `keepLast`, the rows after attention are the kept tokens' only
-    const att = lastTokens(attention(qkv as tf.Tensor2D, s), s.batch, s.tokens, keep);
-    const x1 = lastTokens(x as tf.Tensor2D, s.batch, s.tokens, keep)
+    // [rows, D]: with `keepLast` or `keepRows`, the rows after attention are the kept ones only
+    const att = keptRows(attention(qkv as tf.Tensor2D, s), s);
+    const x1 = keptRows(x as tf.Tensor2D, s)
       .add(linear(att, w("attn.proj.weight") as tf.Tensor2D, w("attn.proj.bias") as tf.Tensor1D));
     const h2 = layerNorm(x1, s.eps, w("norm2.weight") as tf.Tensor1D, w("norm2.bias") as tf.Tensor1D);
-    const m = gelu(linear(h2, w("mlp.fc1.weight") as tf.Tensor2D, w("mlp.fc1.bias") as tf.Tensor1D)); // [B*keep, hidden]
+    const m = gelu(linear(h2, w("mlp.fc1.weight") as tf.Tensor2D, w("mlp.fc1.bias") as tf.Tensor1D)); // [rows, hidden]
     return x1.add(
       linear(m, w("mlp.fc2.weight") as tf.Tensor2D, w("mlp.fc2.bias") as tf.Tensor1D),
     ) as tf.Tensor2D;

@@ -54,6 +54,11 @@ export function checkImages(images: Tensor, cfg: ResolvedConfig, where: string):
 export interface EncodeOptions {
   /** Also return the outputs of the last `layers` blocks (before the final norm), oldest first. */
   layers?: number;
+  /**
+   * Only these rows of the [B*L] tokens out of the last block and the final norm (forward only, see
+   * {@link VisionTransformer.encodeRows}); `out` is then [1, rows, D]. Not with `layers`.
+   */
+  rows?: Int32Array;
 }
 
 /** The ViT encoder. Parameter names follow the official state dict. */
@@ -88,6 +93,19 @@ export class VisionTransformer {
   }
 
   /**
+   * The final tokens of the rows `rows` of [B*N] (example b's token t is row b*N + t) from patches
+   * [B, N, p*p*C]: [rows, D], each equal to that row of {@link encodePatches}' output. Every token
+   * still attends to all the others; the last block's projection and MLP and the final norm run for
+   * these rows only. For forward passes (no gradient): the targets read only the target blocks' rows.
+   */
+  encodeRows(patches: Tensor3D, rows: Int32Array): Tensor2D {
+    return tf.tidy(() => {
+      const { out } = this.encodePatches(patches, undefined, { rows });
+      return out.reshape([rows.length, this.cfg.width]) as Tensor2D;
+    });
+  }
+
+  /**
    * Encode patches [B, N, p*p*C] (from `patchify`), all or a selection. Returns the final tokens
    * [B, L, D] and, if asked, the last blocks' outputs.
    */
@@ -111,6 +129,8 @@ export class VisionTransformer {
     if (want < 0 || want > this.cfg.depth) {
       throw new Error(`encodePatches: layers must be in [0, ${this.cfg.depth}], got ${want}`);
     }
+    const rows = opts.rows;
+    if (rows && want > 0) throw new Error("encodePatches: rows and layers do not go together");
     const keyBias = sel?.valid ? keyPaddingBias(sel.valid, B, L) : undefined;
     const result = tf.tidy(() => {
       const picked = sel ? gatherRows(patches, sel.indices, L) : patches; // [B, L, P]
@@ -130,7 +150,8 @@ export class VisionTransformer {
       };
       const layers: tf.Tensor3D[] = [];
       for (let i = 0; i < this.cfg.depth; i++) {
-        x = blockForward(this.params, `blocks.${i}`, x, shape);
+        const last = rows && i === this.cfg.depth - 1 ? { ...shape, keepRows: rows } : shape;
+        x = blockForward(this.params, `blocks.${i}`, x, last);
         if (i >= this.cfg.depth - want) layers.push(x.reshape([B, L, D]) as tf.Tensor3D);
       }
       const out = layerNorm(
@@ -139,7 +160,7 @@ export class VisionTransformer {
         w("norm.weight") as tf.Tensor1D,
         w("norm.bias") as tf.Tensor1D,
       )
-        .reshape([B, L, D]) as tf.Tensor3D;
+        .reshape(rows ? [1, rows.length, D] : [B, L, D]) as tf.Tensor3D;
       return { out, layers };
     });
     keyBias?.dispose();

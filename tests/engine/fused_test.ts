@@ -181,6 +181,42 @@ Deno.test("fused block with keepLast: the whole block's last tokens, values and 
   p.dispose();
 });
 
+Deno.test("fused block with keepRows: the whole block's rows, forward only; bad options are refused", async () => {
+  await setBackend("cpu", { quiet: true, blas: false });
+  const B = 2, T = 5, D = 12;
+  const { p, keyBias, shape } = blockSetup(B, T, D, 3, 10, 9);
+  const x = tf.tensor2d(randn(B * T * D, 4), [B * T, D]);
+  const ws = BLOCK_PARAMS.map((n) => p.get(`b.${n}`));
+  const rows = Int32Array.from([9, 2, 3, 7]); // any order, across both sequences
+  const whole = fusedBlock(x, ws, shape);
+  const want = tf.gather(whole, tf.tensor1d(rows, "int32"));
+  const got = fusedBlock(x, ws, { ...shape, keepRows: rows });
+  assertEquals(got.shape, [4, D]);
+  assert(relErr(got.dataSync(), want.dataSync()) < 1e-6, "fused keepRows against the whole block's rows");
+  const q = new ParamStore();
+  BLOCK_PARAMS.forEach((n, i) => q.vars.set(`b.${n}`, ws[i] as tf.Variable));
+  const ref = blockForward(q, "b", x, { ...shape, fused: false, keepRows: rows });
+  assert(relErr(ref.dataSync(), want.dataSync()) < 1e-6, "reference keepRows against the whole block's rows");
+  assertThrows(
+    () =>
+      tf.grad((xx: tf.Tensor) => fusedBlock(xx as tf.Tensor2D, ws, { ...shape, keepRows: rows }).sum())(x),
+    Error,
+    "keepRows is for forward passes; it has no gradient",
+  );
+  assertThrows(
+    () => fusedBlock(x, ws, { ...shape, keepRows: rows, keepLast: 2 }),
+    Error,
+    "keepRows and keepLast do not go together",
+  );
+  assertThrows(
+    () => fusedBlock(x, ws, { ...shape, keepRows: Int32Array.from([10]) }),
+    Error,
+    "keepRows must be row indices in [0, 10)",
+  );
+  tf.dispose([x, keyBias, whole, want, got, ref]);
+  p.dispose();
+});
+
 Deno.test("fused block: directional derivative agrees with the gradient", async () => {
   await setBackend("cpu", { quiet: true, blas: false });
   const { p, keyBias, shape } = blockSetup(2, 4, 8, 2, 16, 3);
@@ -302,7 +338,16 @@ function keptBlock(s: Scope): Outputs {
   const r = s.input(randn(B * 3 * D, 13), [B * 3, D]);
   const f = (...xs: tf.Tensor[]) => fusedBlock(xs[0] as tf.Tensor2D, xs.slice(1), shape);
   const [dx, ...dw] = tf.grads((...xs: tf.Tensor[]) => f(...xs).mul(r).sum())([x, ...ws]);
-  const out: Outputs = { y: f(x, ...ws), dx, dqkv: dw[2], dproj: dw[4], dfc1: dw[8] };
+  // any rows, forward only (the target encoder's last block): rows of the whole block's output
+  const rows = Int32Array.from([27, 0, 5, 13, 6]);
+  const picked = fusedBlock(x as tf.Tensor2D, ws, {
+    batch: B,
+    tokens: T,
+    heads: H,
+    eps: 1e-6,
+    keepRows: rows,
+  });
+  const out: Outputs = { y: f(x, ...ws), dx, dqkv: dw[2], dproj: dw[4], dfc1: dw[8], picked };
   tf.dispose(dw.filter((_, i) => ![2, 4, 8].includes(i)));
   return out;
 }
@@ -315,7 +360,8 @@ for (const c of CASES) {
     const ref = await onCpu((s) => keptBlock(s));
     const got = await onBackend(c.cfg, (s) => keptBlock(s));
     assertEquals(got["y.shape"], Float32Array.from([12, 16]));
-    for (const k of ["y", "dx", "dqkv", "dproj", "dfc1"]) {
+    assertEquals(got["picked.shape"], Float32Array.from([5, 16]));
+    for (const k of ["y", "dx", "dqkv", "dproj", "dfc1", "picked"]) {
       const e = relErr(got[k], ref[k]);
       assert(e < 1e-4, `${c.cfg.label} ${k}: differs from cpu by ${e}`);
     }

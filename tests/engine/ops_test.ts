@@ -24,6 +24,7 @@ import {
   patchify,
   smoothL1,
   takeRows,
+  uniqueRows,
   unpatchify,
 } from "../../lib/engine/ops.ts";
 import { matMul } from "../../lib/engine/matmul.ts";
@@ -723,6 +724,14 @@ function blockStore(s: Scope): ParamStore {
     });
   }
 }
+
+Deno.test("uniqueRows: ascending distinct rows, and where each index sits among them", () => {
+  const idx = Int32Array.from([7, 3, 7, 12, 3, 0]);
+  const { rows, at } = uniqueRows(idx);
+  assert.deepEqual([...rows], [0, 3, 7, 12]);
+  assert.deepEqual([...at].map((i) => rows[i]), [...idx]);
+  assert.deepEqual([...uniqueRows(new Int32Array(0)).rows], []);
+});
 
 Deno.test("keyPaddingBias: values, shape and error", async () => {
   const v = await onCpu(() => ({ b: keyPaddingBias(VALID, AB, AT) }));

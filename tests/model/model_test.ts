@@ -195,6 +195,39 @@ Deno.test("model: the same seed gives the same weights and loss on cpu and wasm"
   assertAlmostEquals(results[0].loss, results[1].loss, 1e-5);
 });
 
+Deno.test("model: targets from the target blocks' rows only equal the whole encoding's, on cpu and wasm", async () => {
+  for (const [name, blas] of [["cpu", false], ["wasm", false], ["wasm", true]] as const) {
+    await setBackend(name, { quiet: true, blas });
+    const model = new IJEPA("tiny", { seed: 3 });
+    const B = 2, x = images(B, 5);
+    // blocks that differ between examples and overlap within one (rows shared by two blocks)
+    const targetIdx = Int32Array.from([10, 11, 3, 7, /* block 1: */ 11, 15, 7, 8]);
+    const masks = { ...tinyMasks(B), targetIdx };
+    const got = model.targets(x, masks);
+    const { numPatches: N, width: D } = model.cfg;
+    const want = tf.tidy(() => { // the whole encoding, normalised by hand, gathered per block
+      const h = model.targetEncoder.forward(x).reshape([B * N, D]);
+      const mean = h.mean(1, true), v = h.sub(mean).square().mean(1, true);
+      const norm = h.sub(mean).div(v.add(1e-5).sqrt());
+      const flat = Int32Array.from([0, 1, 2, 3].flatMap((r) => {
+        const b = r % B;
+        return [targetIdx[2 * r] + b * N, targetIdx[2 * r + 1] + b * N];
+      }));
+      return tf.gather(norm, tf.tensor1d(flat, "int32")).reshape([4, 2, D]);
+    });
+    assertEquals(got.shape, [4, 2, D]);
+    const g = got.dataSync(), w = want.dataSync();
+    let worst = 0;
+    for (let i = 0; i < g.length; i++) worst = Math.max(worst, Math.abs(g[i] - w[i]));
+    assert(
+      worst < 1e-4,
+      `${name}${blas ? "+blas" : ""}: targets differ from the whole encoding's by ${worst}`,
+    );
+    tf.dispose([x, got, want]);
+    model.dispose();
+  }
+});
+
 Deno.test("model: no tensor leaks across 20 training steps on wasm", async () => {
   await setBackend("wasm", { quiet: true });
   const model = new IJEPA("tiny", { seed: 0 });
