@@ -59,7 +59,7 @@ export interface BlockShape {
    */
   keepLast?: number;
   /**
-   * Keep only these rows (indices into the B*T rows, each once) after attention, [keepRows.length,
+   * Keep only these rows (indices into the B*T rows) after attention, [keepRows.length,
    * D], for a forward pass only (no gradient): the target encoder's last block, whose rows outside
    * every target block nothing reads. Not with `keepLast`.
    */
@@ -120,7 +120,8 @@ function padTokens(x: tf.Tensor2D, batch: number, tokens: number, k: number): tf
  *     x1 = x + proj(attention(LN1(x)))     attention per head: softmax(q k^T / sqrt(hd) + keyBias) v
  *     y  = x1 + fc2(gelu(fc1(LN2(x1))))
  *
- * With `keepLast` (K), x1 and y are the rows of each sequence's last K tokens only, y [B*K, D].
+ * With `keepLast` (K), x1 and y are the rows of each sequence's last K tokens only, y [B*K, D]; with
+ * `keepRows`, those rows, y [keepRows.length, D] (forward only).
  *
  * Heads are laid out [B*H, T, hd] by one copy pass (no rank-4/5 transposes), with the QKV bias and
  * the 1/sqrt(hd) scale folded into that pass. The backward pass is written out by hand.
@@ -171,7 +172,7 @@ export function fusedBlock(x: tf.Tensor2D, weights: readonly tf.Tensor[], s: Blo
     const [h1, st1] = runFused("IjLayerNorm", { x: xx, gamma: g1, beta: b1n }, { eps }) as tf.Tensor2D[]; // [R, D]
     const qkv = matMul(h1, wqkv); // [R, 3D], bias added by the attention
     const att = attentionForward(qkv, bqkv, keyBias, heads, scale);
-    const o = keptRows(att.o, s); // [B*K, D]; from here on, only the kept rows
+    const o = keptRows(att.o, s); // [rows, D]; from here on, only the kept rows
     const x1 = runFused("IjResidual", {
       x: keptRows(xx, s),
       y: matMul(o, wproj),

@@ -54,8 +54,9 @@ export function deepChunks(job: GemmJob, k: SimdModule): number {
 
 /**
  * The depth of a deep product's chunks: at most {@link DEEP}'s `chunkK`, a whole number of gemm.c's
- * KC (256) blocks, and as many chunks as a multiple of 4 where the depth allows, so that 2 or 4
- * threads share them evenly (3 chunks of 1024 kept one of 2 threads busy twice as long: the
+ * KC (256) blocks, aiming at a multiple of 4 chunks (k a multiple of 1024 gets one; rounding up to
+ * whole blocks can leave fewer, e.g. 3 of 768 for k = 2304), so that 2 or 4 threads share them
+ * evenly (3 chunks of 1024 kept one of 2 threads busy twice as long: the
  * predictor's 3072-deep products ran at 60-62 GFLOP/s, in 4 chunks of 768 at 78-82; the 6144-deep
  * ones, in 8 chunks of 768 instead of 6 of 1024, are level, 2026-12-05). The shape alone decides.
  */

@@ -196,7 +196,7 @@ export class IJEPA {
     }
     // Without onFeatures, only the target blocks' rows leave the target encoder's last block (about
     // half of each example's tokens); the official code runs every row through it. The same targets.
-    const u = this.cfg.targetMode === "pixel" || onFeatures ? undefined : uniqueRows(flat);
+    const u = this.cfg.targetMode === "pixel" || onFeatures || !flat.length ? undefined : uniqueRows(flat);
     return tf.tidy(() => {
       let full: tf.Tensor; // [rows, F]
       if (this.cfg.targetMode === "pixel") {

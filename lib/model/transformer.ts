@@ -92,7 +92,7 @@ export function attention(qkv: tf.Tensor2D, s: BlockShape): tf.Tensor2D {
   });
 }
 
-/** One block forward on x [B*T, D]: [B*T, D], or [B*K, D] with `keepLast` K (see {@link BlockShape}). */
+/** One block forward on x [B*T, D]: [B*T, D], or the kept rows with `keepLast` or `keepRows` (see {@link BlockShape}). */
 export function blockForward(p: ParamStore, prefix: string, x: tf.Tensor, s: BlockShape): tf.Tensor2D {
   const w = (n: string) => p.get(`${prefix}.${n}`);
   if (s.fused ?? fusedEnabled()) {

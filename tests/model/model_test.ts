@@ -223,6 +223,16 @@ Deno.test("model: targets from the target blocks' rows only equal the whole enco
       worst < 1e-4,
       `${name}${blas ? "+blas" : ""}: targets differ from the whole encoding's by ${worst}`,
     );
+    // a step that measures the targets' std encodes every row: the same loss, to the bit on our own
+    // kernels (each row of a product is summed alike whatever the other rows)
+    const losses = [false, true].map((measureStd) => {
+      const r = model.lossAndGrads(x, masks, { measureStd });
+      const v = r.loss.dataSync()[0];
+      tf.dispose([r.loss, r.targetStd, ...Object.values(r.grads)]);
+      return v;
+    });
+    if (blas) assertAlmostEquals(losses[0], losses[1], 1e-6);
+    else assertEquals(losses[0], losses[1], `${name}: loss with the target rows only against every row`);
     tf.dispose([x, got, want]);
     model.dispose();
   }
