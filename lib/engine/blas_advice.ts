@@ -12,10 +12,11 @@ import { simdGemmActive } from "./simd_gemm.ts";
 
 /**
  * How fast the main job trained (img/s, 300 quick-preset steps) on our 2-core build machine with
- * OpenBLAS (2026-12-04) and without it (our SIMD product kernel on both cores, 2026-12-05; README, first
- * section): the figures {@link blasAdvice} quotes beside its own measurement.
+ * OpenBLAS (its own AVX-512 kernels) and without it (our SIMD product kernel on both cores), both in
+ * the same fast hour of 2026-12-05 (README, first section): the figures {@link blasAdvice} quotes
+ * beside its own measurement.
  */
-export const MAIN_JOB_TRAINING = { withBlas: 105, withoutBlas: 86 } as const;
+export const MAIN_JOB_TRAINING = { withBlas: 197, withoutBlas: 94 } as const;
 
 /**
  * For a user whose products run on tfjs's stock kernels because no BLAS library was found: one
