@@ -52,6 +52,14 @@ function reference(
   return { out, scale };
 }
 
+/** tf.matMul(a, b, ta, tb) on the active backend, read back. */
+async function productValues(a: tf.Tensor, b: tf.Tensor, ta: boolean, tb: boolean): Promise<number[]> {
+  const y = tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D, ta, tb);
+  const v = await y.data();
+  y.dispose();
+  return Array.from(v);
+}
+
 function values(n: number, seed: number): Float32Array {
   return Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.731 + seed) * (1 + (i % 7) / 7));
 }
@@ -116,12 +124,7 @@ Deno.test("SIMD matrix product on wasm without BLAS: every block edge, transpose
     for (const [M, K, N, ta, tb] of claimShapes) {
       const a = tf.tensor2d(values(M * K, 5), ta ? [K, M] : [M, K]);
       const b = tf.tensor2d(values(K * N, 6), tb ? [N, K] : [K, N]);
-      const run = async () => {
-        const y = tf.matMul(a, b, ta, tb);
-        const v = await y.data();
-        y.dispose();
-        return Array.from(v);
-      };
+      const run = () => productValues(a, b, ta, tb);
       const claimsBefore = setGemmClaims(true);
       const claimed = await run();
       const rows = lastClaimRows();
@@ -171,12 +174,7 @@ Deno.test("SIMD matrix product on wasm without BLAS: every block edge, transpose
     const A = values(M * K, 9), B = values(K * N, 10);
     const { out: want, scale } = reference(A, B, 1, 1, M, K, N, ta, tb);
     const a = tf.tensor2d(A, ta ? [K, M] : [M, K]), b = tf.tensor2d(B, tb ? [N, K] : [K, N]);
-    const run = async () => {
-      const y = tf.matMul(a, b, ta, tb);
-      const v = await y.data();
-      y.dispose();
-      return Array.from(v);
-    };
+    const run = () => productValues(a, b, ta, tb);
     const before = setGemmDeep(true);
     const shared = await run();
     assertEquals(setGemmDeep(true), before + (heapShared ? 1 : 0), `${M}x${K}x${N}: split along k`);
