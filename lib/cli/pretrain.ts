@@ -136,6 +136,13 @@ function resumeConflicts(
   }
 }
 
+/** The `--data` value in a run's command line (config.json's argv), or undefined where it had none. */
+function dataFlagOf(argv: string[] | null | undefined): string | undefined {
+  const i = argv?.findIndex((a) => a === "--data" || a.startsWith("--data=")) ?? -1;
+  if (!argv || i < 0) return undefined;
+  return argv[i] === "--data" ? argv[i + 1] : argv[i].slice("--data=".length);
+}
+
 /** The first and last loss of a run folder's metrics.jsonl, if it can be read. */
 async function runLosses(outDir: string): Promise<{ first: number; last: number } | undefined> {
   try {
@@ -155,6 +162,7 @@ async function main(args: string[]) {
   // Every check of the command line before the backend starts and the data loads (minutes for a
   // full dataset), and before the run folder is made.
   let outDir = f.out as string | undefined;
+  let started: Awaited<ReturnType<typeof readRunConfig>>;
   if (f.resume) {
     if (!outDir) throw new UsageError("pretrain: --resume needs --out DIR (the run folder to continue)");
     try {
@@ -165,8 +173,10 @@ async function main(args: string[]) {
       );
     }
     // the settings the run started with, from config.json (runs from before it: after the checkpoint loads)
-    const started = await readRunConfig(outDir).catch(() => undefined);
+    started = await readRunConfig(outDir).catch(() => undefined);
     if (started) resumeConflicts(args, f, started.preset, started.trainer as Partial<TrainerOptions>);
+    // the data the run trained on, unless given (then checked against it once loaded)
+    f.data ??= dataFlagOf(started?.argv);
   } else {
     outDir ??= `runs/${f.preset}-${stamp()}`;
     try {
@@ -207,6 +217,12 @@ async function main(args: string[]) {
     resumeConflicts(args, f, presetOf(model.cfg), trainer.options); // before the data loads
     if (!json) console.error(`resuming ${path} at step ${trainer.step}/${trainer.options.steps}`);
     data = await loadData(model.cfg);
+    if (started?.data && started.data !== data.source) {
+      throw new UsageError(
+        `pretrain: --resume: the run trained on ${started.data}; this data is ${data.source}: ` +
+          "give --data for the run's data set, or start a new run (another --out) to train on this one",
+      );
+    }
     const t = trainer;
     await recordResume(
       outDir,
@@ -237,6 +253,12 @@ async function main(args: string[]) {
     let steps = f.steps as number | undefined;
     if (f.epochs !== undefined) {
       steps = Math.max(1, Math.round(((f.epochs as number) * data.train.n) / batchSize));
+    }
+    if (batchSize > data.train.n) {
+      throw new UsageError(
+        `pretrain: a batch of ${batchSize} images needs at least that many training images; ` +
+          `${data.source} has ${data.train.n}: pass --batch ${data.train.n} or less`,
+      );
     }
     const r = recipe(preset, steps);
     steps = r.steps;
@@ -285,17 +307,19 @@ async function main(args: string[]) {
       if (abort.signal.aborted) Deno.exit(130);
       abort.abort();
     };
-    Deno.addSignalListener("SIGINT", onSigint);
+    // SIGTERM (a scheduler's or `kill`'s stop) saves a checkpoint too; Windows has no SIGTERM listener
+    const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+    for (const sig of signals) Deno.addSignalListener(sig, onSigint);
     const bar = progress(json);
     try {
       result = await trainer.fit(data.train, { onStep: (s) => bar.step(s), signal: abort.signal });
     } finally {
-      Deno.removeSignalListener("SIGINT", onSigint);
+      for (const sig of signals) Deno.removeSignalListener(sig, onSigint);
     }
     if (result.interrupted) {
       console.error(
         `stopped at step ${result.step}; checkpoint ${result.checkpoint}. Continue with: deno task pretrain --resume --out ${outDir}` +
-          (f.data !== undefined ? ` --data ${f.data}` : ""),
+          (f.probe ? "" : " --probe=false"),
       );
       Deno.exit(130);
     }

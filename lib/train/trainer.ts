@@ -232,7 +232,9 @@ export class EMATrainer {
       );
     }
     if (data.n < o.batchSize) {
-      throw new Error(`EMATrainer.fit: ${data.n} images cannot fill one batch of ${o.batchSize}`);
+      throw new Error(
+        `EMATrainer.fit: a batch of ${o.batchSize} images needs at least that many training images; the data has ${data.n} (a smaller batch size: --batch in the tasks)`,
+      );
     }
     this.stats ??= channelStats(data);
     const streamOpts = {

@@ -4,6 +4,7 @@
 // clearly what is wrong with a folder it cannot draw.
 import { assert, assertEquals } from "../_assert.ts";
 import { runCli } from "../_cli.ts";
+import { writeImageFolder } from "./_image_folder.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -14,6 +15,19 @@ function spawnPretrain(args: string[]): Deno.ChildProcess {
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+}
+
+/** Wait until the run has `n` rows, then send `signal`; the process's exit code and stderr. */
+async function stopAfter(child: Deno.ChildProcess, run: string, n: number, signal: Deno.Signal) {
+  for (let i = 0; i < 600; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    try {
+      if ((await rows(run)).length >= n) break;
+    } catch { /* not written yet */ }
+  }
+  child.kill(signal);
+  const out = await child.output();
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
 }
 
 async function rows(dir: string): Promise<Record<string, unknown>[]> {
@@ -43,18 +57,15 @@ Deno.test("cli pretrain: config.json and timed rows; Ctrl-C, --resume appends a 
       run,
     ];
     const before = Date.now();
-    const child = spawnPretrain(args);
     // interrupt as a user would (Ctrl-C) once a few steps are in
-    for (let i = 0; i < 600; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      try {
-        if ((await rows(run)).length >= 3) break;
-      } catch { /* not written yet */ }
-    }
-    child.kill("SIGINT");
-    const first = await child.output();
-    const firstErr = new TextDecoder().decode(first.stderr);
+    const first = await stopAfter(spawnPretrain(args), run, 3, "SIGINT");
+    const firstErr = first.stderr;
     assertEquals(first.code, 130, firstErr);
+    // the hint to continue keeps --probe=false; the data needs no flag (the run's is reused)
+    assert(
+      firstErr.includes(`Continue with: deno task pretrain --resume --out ${run} --probe=false`),
+      firstErr,
+    );
     // the progress line's ETA is in the notebooks' format (1.2s, 42s, 3m05s), not raw seconds
     assert(/ETA (\d\.\ds|\d{2}s|\d+m\d{2}s|\d+h\d{2}m)/.test(firstErr), firstErr);
 
@@ -101,23 +112,46 @@ Deno.test("cli pretrain: config.json and timed rows; Ctrl-C, --resume appends a 
     assert(!/--preset|--seed|^(backend|data): /m.test(clash.stderr), clash.stderr); // checked from config.json
     assertEquals((await rows(run)).length, k, "the refused resume trained");
 
-    const resumeArgs = [
+    // other data than the run trained on is refused once loaded, and leaves no resume record
+    await writeImageFolder(`${root}/imgs`, 3);
+    const otherData = await runCli("pretrain", [
       "--resume",
       "--out",
       run,
       "--data",
-      "fashion-mnist-subset",
+      `${root}/imgs`,
       "--backend",
       "cpu",
-      "--probe=false",
-    ];
+    ]);
+    assertEquals(otherData.code, 2, otherData.stderr);
+    assert(
+      /--resume: the run trained on Fashion-MNIST, shipped subset.*; this data is image folder .*imgs.*: give --data/
+        .test(otherData.stderr),
+      otherData.stderr,
+    );
+    assertEquals(JSON.parse(await Deno.readTextFile(`${run}/config.json`)).resumes, []);
+
+    // without --data the run's own data set is used; a SIGTERM (a scheduler's stop) saves a checkpoint too
+    const resumeArgs = ["--resume", "--out", run, "--backend", "cpu", "--probe=false"];
+    const termed = await stopAfter(spawnPretrain(resumeArgs), run, k + 3, "SIGTERM");
+    assertEquals(termed.code, 130, termed.stderr);
+    assert(termed.stderr.includes("data: Fashion-MNIST, shipped subset"), termed.stderr);
+    const k2 = (await rows(run)).length;
+    assert(k2 >= k + 3 && k2 < 60, `stopped after ${k2} steps`);
+    assert(termed.stderr.includes(`stopped at step ${k2};`), termed.stderr);
     const resumed = await runCli("pretrain", resumeArgs);
     assertEquals(resumed.code, 0, resumed.stderr);
+    assert(
+      resumed.stderr.includes(`resuming ${run}/checkpoint.safetensors at step ${k2}/60`),
+      resumed.stderr,
+    );
     const again = JSON.parse(await Deno.readTextFile(`${run}/config.json`));
     assertEquals(again.started, config.started, "the start record is kept");
     assertEquals(again.argv, args);
-    assertEquals(again.resumes.length, 1);
-    assertEquals([again.resumes[0].argv, again.resumes[0].step], [resumeArgs, k]);
+    assertEquals(again.resumes.map((r: { argv: string[]; step: number }) => [r.argv, r.step]), [
+      [resumeArgs, k],
+      [resumeArgs, k2],
+    ]);
     assert(Date.parse(again.resumes[0].time) >= started, again.resumes[0].time);
 
     const all = await rows(run);
@@ -149,8 +183,11 @@ Deno.test("cli pretrain: config.json and timed rows; Ctrl-C, --resume appends a 
     }
     // the figure's words, tags removed (a long subtitle wraps onto several <text> lines)
     const words = svg.replace(/<[^>]+>/g, " ").replace(/\s+/g, " ");
-    assert(words.includes(`resumed at step ${k}`), `the resume is not named: ${words.slice(0, 300)}`);
-    assertEquals((svg.match(/stroke-dasharray="4,3"/g) ?? []).length, 3, "a resume marker per panel");
+    assert(
+      words.includes(`resumed at step ${k}, ${k2}`),
+      `the resumes are not named: ${words.slice(0, 300)}`,
+    );
+    assertEquals((svg.match(/stroke-dasharray="4,3"/g) ?? []).length, 6, "a marker per resume and panel");
     const pngRun = await runCli("plot", [run, "--out", `${root}/run.png`]);
     assertEquals(pngRun.code, 0, pngRun.stderr);
     const png = await Deno.readFile(`${root}/run.png`);
