@@ -16,7 +16,9 @@ import { type CliSpec, parseFlags, runMain, UsageError } from "./args.ts";
 
 const SPEC: CliSpec = {
   name: "inspect",
-  summary: "Show what a weights file (ours, .safetensors) or an official I-JEPA checkpoint (.pth.tar) holds.",
+  summary:
+    "Show what a weights file holds: ours (.safetensors), an official I-JEPA checkpoint (.pth.tar) or a\n" +
+    "HuggingFace IJepaModel .safetensors.",
   positionals: ["file"],
   flags: {
     heads: { type: "int", min: 1, help: "head count, for widths outside the official family" },

@@ -38,7 +38,7 @@ import { runProbeSuite } from "../eval/suite.ts";
 import { READOUTS } from "../eval/features.ts";
 import { formatProbeTable, probeBars } from "../eval/report.ts";
 import { sampleLabelSubset } from "../eval/label_draws.ts";
-import { checkPresetMatches, parseReadouts, parseShots } from "../eval/probe_task.ts";
+import { checkPresetMatches, parseReadouts, parseShots, shotsThatFit } from "../eval/probe_task.ts";
 import { pretrainedLine, pretrainedWeights } from "../io/pretrained.ts";
 import { Rng } from "../engine/rng.ts";
 import { VisionTransformer } from "../model/vit.ts";
@@ -52,8 +52,11 @@ const SPEC: CliSpec = {
   flags: {
     weights: {
       type: "string",
-      help: "weights file (safetensors, from pretrain; default: the shipped weights, see --pretrained)",
+      help:
+        "weights file: ours (from pretrain), an official .pth.tar checkpoint or a HuggingFace IJepaModel " +
+        ".safetensors (default: the shipped weights, see --pretrained)",
     },
+    heads: { type: "int", min: 1, help: "head count, for official checkpoints outside the official widths" },
     run: { type: "string", help: "a pretrain run directory: reads DIR/final.safetensors" },
     pretrained: {
       type: "bool",
@@ -161,7 +164,7 @@ interface LoadedWeights {
   dispose: () => void;
 }
 
-async function loadWeights(path: string): Promise<LoadedWeights> {
+async function loadWeights(path: string, heads?: number): Promise<LoadedWeights> {
   try {
     await Deno.stat(path);
   } catch (e) {
@@ -174,7 +177,7 @@ async function loadWeights(path: string): Promise<LoadedWeights> {
   ]);
   // the probe reads the target encoder; a file holding one encoder (HuggingFace's: the context
   // encoder) fills it with that one
-  const { model, meta } = await loadModel(path, { parts: ["target_encoder"] });
+  const { model, meta } = await loadModel(path, { parts: ["target_encoder"], heads });
   // HuggingFace's IJepaModel files hold the context encoder alone: say so rather than "target"
   const which = meta.layout === HF_LAYOUT
     ? "context encoder: HuggingFace's IJepaModel files hold no other"
@@ -228,7 +231,7 @@ async function main(args: string[]): Promise<void> {
   let random: VisionTransformer | undefined;
   try {
     if (weightsPath !== undefined) {
-      weights = await loadWeights(weightsPath);
+      weights = await loadWeights(weightsPath, f.heads as number | undefined);
       if (f.preset !== undefined) {
         const [preset, file] = [f.preset as string, weightsPath];
         asUsage(() => checkPresetMatches(preset, weights!.cfg, file, weights!.meta.preset));
@@ -247,12 +250,9 @@ async function main(args: string[]): Promise<void> {
     const shrunk = train !== data.train || test !== data.test;
     if (!args.some((a) => a === "--shots" || a.startsWith("--shots="))) {
       // the default settings, on a small pool (a folder of your own images): keep those that fit
-      const counts = new Array<number>(train.classNames.length).fill(0);
-      for (const c of train.labels) counts[c]++;
-      const smallest = Math.min(...counts);
-      const dropped = shots.filter((s) => s > smallest);
+      const { fit, dropped, smallest } = shotsThatFit(shots, train);
       if (dropped.length > 0) {
-        shots = shots.filter((s) => s <= smallest);
+        shots = fit;
         log(
           `shots: ${dropped.map((s) => `${s}-shot`).join(", ")} left out: the pool's smallest class has ` +
             `${smallest} images (--shots to choose)`,

@@ -12,10 +12,12 @@ import { loadDataset } from "../data/load.ts";
 import { IJEPA } from "../model/ijepa.ts";
 import { dataName } from "../io/pretrained.ts";
 import { type ProbeTable, runProbeSuite } from "../eval/suite.ts";
+import { parseShots, shotsThatFit } from "../eval/probe_task.ts";
 import { recipe } from "../train/recipes.ts";
 import { EMATrainer, type TrainerOptions } from "../train/trainer.ts";
 import { formatDuration, StudyProgress } from "../viz/progress_text.ts";
 import {
+  asUsage,
   BACKEND_FLAG,
   checkDataFlag,
   type CliSpec,
@@ -71,6 +73,11 @@ const SPEC: CliSpec = {
     },
     steps: { type: "int", min: 1, default: 150, help: "training steps per run" },
     seeds: { type: "int", min: 1, default: 1, help: "training seeds per configuration" },
+    shots: {
+      type: "string",
+      default: "10,50",
+      help: "n-shot settings, labelled images per class (by default those the data's smallest class allows)",
+    },
     data: { ...DATA_FLAG, help: DATA_HELP, default: "fashion-mnist-subset" },
     backend: BACKEND_FLAG,
     json: { type: "bool", help: "one JSON line" },
@@ -117,6 +124,7 @@ async function main(args: string[]) {
     }
   }
   const json = Boolean(f.json);
+  let shots = asUsage(() => parseShots(f.shots as string, "recipe"));
   await checkDataFlag("recipe", f.data as string);
   await setBackend(f.backend as string | undefined, { quiet: json });
   const preset = f.preset as string;
@@ -127,11 +135,23 @@ async function main(args: string[]) {
   });
   const log = json ? () => {} : (l: string) => console.error(l);
   log(`data: ${data.source}`);
+  // before any training: n-shot settings the label pool cannot give (a small folder of your own images)
+  const { fit, dropped, smallest } = shotsThatFit(shots, data.train);
+  if (dropped.length > 0) {
+    const what = `${
+      dropped.map((s) => `${s}-shot`).join(", ")
+    }: the pool's smallest class has ${smallest} images`;
+    if (args.some((a) => a === "--shots" || a.startsWith("--shots="))) {
+      throw new UsageError(`recipe: --shots ${f.shots} asks for ${what}; choose settings up to ${smallest}`);
+    }
+    shots = fit;
+    log(`shots: ${what}, so left out (--shots to choose)`);
+  }
   const steps = f.steps as number;
   const base = recipe(preset);
   const rows = new Map<string, Row>();
   const probeOpts = {
-    shots: [10, 50],
+    shots,
     onePercent: true,
     full: true,
     seeds: 3,
@@ -182,7 +202,7 @@ async function main(args: string[]) {
     if (seed === 0) collect(rows, "raw pixels", t, 1);
     rand.dispose();
   }
-  const cols = ["10-shot", "50-shot", "1%", "full"];
+  const cols = [...shots.map((s) => `${s}-shot`), "1%", "full"];
   if (json) {
     console.log(JSON.stringify({ steps, data: data.source, rows: [...rows.values()] }));
     return;

@@ -20,13 +20,28 @@ import { type ProbeTable, runProbeSuite } from "./suite.ts";
 import { formatProbeTable } from "./report.ts";
 
 /** Parse `--shots` ("1,5,10,50"; "" for none) into positive integers, ascending, without repeats. */
-export function parseShots(text: string): number[] {
+export function parseShots(text: string, task = "probe"): number[] {
   if (text.trim() === "") return [];
   const out = text.split(",").map((s) => Number(s.trim()));
   if (out.some((s) => !Number.isInteger(s) || s < 1)) {
-    throw new Error(`probe: --shots expects positive integers separated by commas, got "${text}"`);
+    throw new Error(`${task}: --shots expects positive integers separated by commas, got "${text}"`);
   }
   return [...new Set(out)].sort((a, b) => a - b);
+}
+
+/**
+ * Split n-shot settings into those a label pool can give (every class has at least n images) and
+ * those it cannot, with the pool's smallest class size: a folder of your own images may hold fewer
+ * than 50 of a class.
+ */
+export function shotsThatFit(
+  shots: number[],
+  pool: { labels: ArrayLike<number>; classNames: readonly string[] },
+): { fit: number[]; dropped: number[]; smallest: number } {
+  const counts = new Array<number>(pool.classNames.length).fill(0);
+  for (let i = 0; i < pool.labels.length; i++) counts[pool.labels[i]]++;
+  const smallest = Math.min(...counts);
+  return { fit: shots.filter((s) => s <= smallest), dropped: shots.filter((s) => s > smallest), smallest };
 }
 
 /** Parse `--readout` ("avgpool" or a comma list). */

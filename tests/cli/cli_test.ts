@@ -160,3 +160,54 @@ Deno.test("cli: inspect names what it expected for a missing file, a folder and 
     assert(!/os error|is larger than the file/.test(r.stderr), `raw error: ${r.stderr}`);
   }
 });
+
+Deno.test("cli probe --heads and recipe --shots: an official checkpoint outside the official widths, a small folder", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ijepa-heads-shots-" });
+  try {
+    const { writeImageFolder } = await import("./_image_folder.ts");
+    await writeImageFolder(`${dir}/imgs`, 10); // 8 a class after the 20% test split
+    const base = ["--data", `${dir}/imgs`, "--backend", "cpu", "--seeds", "1"];
+    const noHeads = await run("probe", ["--weights", FIXTURE, ...base, "--shots", "1"]);
+    assertEquals(noHeads.code, 1, noHeads.stderr);
+    assert(/width 24 is not in the official family.*--heads N/.test(noHeads.stderr), noHeads.stderr);
+    const probe = await run("probe", [
+      "--weights",
+      FIXTURE,
+      "--heads",
+      "2",
+      ...base,
+      "--shots",
+      "1",
+      "--json",
+    ]);
+    assertEquals(probe.code, 0, probe.stderr);
+    const summary = JSON.parse(probe.stdout.trim().split("\n").at(-1)!);
+    assert(JSON.stringify(summary).includes("1-shot"), probe.stdout);
+
+    // recipe: settings the pool cannot give are refused before training when asked for, left out otherwise
+    const common = ["--preset", "tiny", "--steps", "2", "--configs", "official", ...base];
+    const asked = await run("recipe", [
+      ...common.filter((a) => a !== "--seeds" && a !== "1"),
+      "--shots",
+      "5,50",
+    ]);
+    assertEquals(asked.code, 2, asked.stderr);
+    assert(
+      asked.stderr.includes(
+        "recipe: --shots 5,50 asks for 50-shot: the pool's smallest class has 8 images; " +
+          "choose settings up to 8",
+      ),
+      asked.stderr,
+    );
+    assert(!/step \d+\/2/.test(asked.stderr), "it trained before refusing");
+    const left = await run("recipe", common);
+    assertEquals(left.code, 0, left.stderr);
+    assert(
+      left.stderr.includes("shots: 10-shot, 50-shot: the pool's smallest class has 8 images, so left out"),
+      left.stderr,
+    );
+    assert(left.stdout.includes("| configuration | 1% | full | kNN 1% | training time |"), left.stdout);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
