@@ -87,7 +87,13 @@ export async function loadFashionMnist(opts: FashionMnistOptions = {}): Promise<
     via = "";
   }
   const shipped = resolve(dir) === shippedFashionMnistDir();
-  const [trainFiles, testFiles] = [await findIdxPair(dir, "train"), await findIdxPair(dir, "test")];
+  const pair = (split: "train" | "test") =>
+    findIdxPair(dir, split).catch((e) => {
+      // a folder named by IJEPA_DATA: say where it came from
+      if (via && e instanceof Error) e.message += via;
+      throw e;
+    });
+  const [trainFiles, testFiles] = [await pair("train"), await pair("test")];
   if (!trainFiles || !testFiles) {
     throw new DataError(
       `${dir}${via}: expected Fashion-MNIST IDX files train-images-idx3-ubyte[.gz], ` +

@@ -82,10 +82,14 @@ function env(name: string): string | undefined {
 
 /** Parse a backend name from a flag or environment variable, with a clear error. */
 export function parseBackendName(name: string | undefined): BackendName {
-  const n = (name ?? env("IJEPA_BACKEND") ?? "auto").trim().toLowerCase();
+  const fromEnv = name === undefined ? env("IJEPA_BACKEND") : undefined;
+  const n = (name ?? fromEnv ?? "auto").trim().toLowerCase();
   if (!(BACKEND_NAMES as readonly string[]).includes(n)) {
+    const given = name ?? fromEnv;
     throw new Error(
-      `unknown backend "${name}": expected one of ${BACKEND_NAMES.join(", ")}`,
+      `unknown backend "${given}"${name === undefined ? " (from IJEPA_BACKEND)" : ""}: expected one of ${
+        BACKEND_NAMES.join(", ")
+      }`,
     );
   }
   return n as BackendName;

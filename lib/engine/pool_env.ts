@@ -13,9 +13,12 @@ export function threadsWanted(): number {
   } catch {
     // no --allow-env: the default
   }
-  const n = Number.parseInt(v, 10);
-  if (v.trim() !== "" && Number.isFinite(n) && n >= 1) return Math.min(n, 8);
-  return Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8));
+  if (v.trim() === "") return Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8));
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new Error(`IJEPA_THREADS: expected a whole number of threads, 1 or more, got "${v}"`);
+  }
+  return Math.min(n, 8);
 }
 
 /**
@@ -32,7 +35,10 @@ export function workerTimeoutMs(): number {
     // no --allow-env: the default
   }
   const s = Number(v);
-  timeoutMs = 1000 * (v.trim() !== "" && Number.isFinite(s) && s > 0 ? s : 120);
+  if (v.trim() !== "" && !(Number.isFinite(s) && s > 0)) {
+    throw new Error(`IJEPA_WORKER_TIMEOUT_S: expected a number of seconds above 0, got "${v}"`);
+  }
+  timeoutMs = 1000 * (v.trim() !== "" ? s : 120);
   return timeoutMs;
 }
 

@@ -1,7 +1,7 @@
 // Tests of lib/cli/args.ts: the shared --backend and --data flags, usage errors from lib checks, flag
 // typos, and the up-front checks of output files, output folders and --data.
 import { assert, assertEquals, assertRejects, assertThrows } from "../_assert.ts";
-import { BACKEND_NAMES } from "../../lib/engine/backend.ts";
+import { BACKEND_NAMES, parseBackendName } from "../../lib/engine/backend.ts";
 import {
   asUsage,
   BACKEND_FLAG,
@@ -37,6 +37,25 @@ Deno.test("args: --backend takes every backend name and nothing else", () => {
   );
   const help = helpText(SPEC);
   assert(help.includes(`--backend ${BACKEND_NAMES.join("|")}`), help);
+});
+
+Deno.test("args: a bad IJEPA_BACKEND is named as it came, and from where", () => {
+  const before = Deno.env.get("IJEPA_BACKEND");
+  try {
+    Deno.env.set("IJEPA_BACKEND", "TPU ");
+    assertThrows(
+      () => parseBackendName(undefined),
+      Error,
+      `unknown backend "TPU " (from IJEPA_BACKEND): expected one of`,
+    );
+    assertEquals(parseBackendName("cpu"), "cpu", "the flag wins over the variable");
+    assertThrows(() => parseBackendName("gpu"), Error, `unknown backend "gpu": expected one of`);
+    Deno.env.set("IJEPA_BACKEND", " WebGPU");
+    assertEquals(parseBackendName(undefined), "webgpu");
+  } finally {
+    if (before === undefined) Deno.env.delete("IJEPA_BACKEND");
+    else Deno.env.set("IJEPA_BACKEND", before);
+  }
 });
 
 Deno.test("args: --data is free text, unset unless a task sets its own default", () => {

@@ -98,7 +98,7 @@ Deno.test("resolution order: explicit dir, then IJEPA_DATA, then the system set,
     // The explicit directory wins over IJEPA_DATA.
     const explicit = await loadFashionMnist({ dir: shipped });
     assert.equal(explicit.full, false);
-    await rejectsWith(loadFashionMnist(), "/nonexistent/ijepa: directory not found");
+    await rejectsWith(loadFashionMnist(), "/nonexistent/ijepa: directory not found (IJEPA_DATA)");
     Deno.env.delete("IJEPA_DATA");
     const dflt = await loadFashionMnist();
     if (systemSetInstalled()) {

@@ -1,9 +1,9 @@
 // lib/engine/gemm_pool.ts's shares and lib/engine/fused_simd.ts's choice of the relaxed-SIMD (FMA) build
 // of gemm.c. The products themselves, split and not, are checked in tests/engine/simd_gemm_test.ts.
 // Run with `deno test -A tests/engine/gemm_split_test.ts`.
-import { assert, assertEquals } from "../_assert.ts";
+import { assert, assertEquals, assertThrows } from "../_assert.ts";
 import { chargedWait, type GemmJob, split, WORKER_POLL } from "../../lib/engine/gemm_pool.ts";
-import { pollAfter } from "../../lib/engine/pool_env.ts";
+import { pollAfter, threadsWanted } from "../../lib/engine/pool_env.ts";
 import { simdFma } from "../../lib/engine/fused_simd.ts";
 import { KERNELS_FMA_WASM_BASE64, KERNELS_WASM_BASE64 } from "../../lib/engine/simd/kernels_wasm.ts";
 
@@ -119,4 +119,27 @@ Deno.test("worker polling: only while our own products run on the pool, never af
   // a clock before the last product (another caller's timeline) never polls; real time is far before t
   assertEquals(pollAfter("ij_layer_norm", t + 99), 0);
   assertEquals(pollAfter("ij_layer_norm"), 0);
+});
+
+Deno.test("IJEPA_THREADS: a whole number from 1 (capped at 8), else a clear error; unset, the cores", () => {
+  const before = Deno.env.get("IJEPA_THREADS");
+  try {
+    Deno.env.set("IJEPA_THREADS", "3");
+    assertEquals(threadsWanted(), 3);
+    Deno.env.set("IJEPA_THREADS", "64");
+    assertEquals(threadsWanted(), 8);
+    for (const bad of ["abc", "0", "2.5", "-1"]) {
+      Deno.env.set("IJEPA_THREADS", bad);
+      assertThrows(
+        () => threadsWanted(),
+        Error,
+        `IJEPA_THREADS: expected a whole number of threads, 1 or more, got "${bad}"`,
+      );
+    }
+    Deno.env.delete("IJEPA_THREADS");
+    assertEquals(threadsWanted(), Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8)));
+  } finally {
+    if (before === undefined) Deno.env.delete("IJEPA_THREADS");
+    else Deno.env.set("IJEPA_THREADS", before);
+  }
 });
