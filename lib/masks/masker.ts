@@ -115,7 +115,8 @@ export class MultiBlockMasker {
         // The largest context is the largest context block minus at least one (smallest) target.
         const cMax = this.contextSizes.reduce((a, s) => (areaOf(s) > areaOf(a) ? s : a));
         const best = Math.min(areaOf(cMax), n - areaOf(tMin));
-        if (o.minKeep > best) {
+        // the tighter of this bound and the fallback's below is the one to name
+        if (o.minKeep > best && best <= n - areaOf(tMax)) {
           const why = `context block at most ${fmtSize(cMax)}, targets at least ${fmtSize(tMin)}`;
           throw new RangeError(
             `masks: minKeep ${o.minKeep} exceeds the largest possible context ` +

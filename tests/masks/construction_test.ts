@@ -20,6 +20,14 @@ Deno.test("construction rejects impossible settings with the numbers in the mess
     "= 12 patches",
     "at most 37 of the 49 patches",
   );
+  // Both bounds broken: the tighter one is named (49 - 12 = 37, not the 43 the context block allows),
+  // so the number in the message is one that passes.
+  assertThrowsWith(
+    () => createMasker({ rows: 7, cols: 7, minKeep: 60 }),
+    "minKeep 60 cannot always be met",
+    "at most 37 of the 49 patches",
+  );
+  createMasker({ rows: 7, cols: 7, minKeep: 37 });
   // More target area than the grid: a full-grid target leaves no context at all.
   assertThrowsWith(
     () => createMasker({ rows: 7, cols: 7, targetScale: [0.9, 1], minKeep: 1 }),
