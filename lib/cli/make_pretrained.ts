@@ -120,7 +120,10 @@ async function main(args: string[]) {
   const trainSeconds = trainingSeconds(await Deno.readTextFile(join(run, "metrics.jsonl")));
   await Deno.mkdir(outDir, { recursive: true });
   const file = `${preset}.safetensors`;
-  const path = join(outDir, file);
+  // The weights, the card and its Markdown are written under temporary names and put in place
+  // together at the end: a run stopped while probing (minutes) leaves the old files as they were.
+  const partial = (name: string) => join(outDir, `.${name}.partial-${Deno.pid}`);
+  const path = partial(file);
   await saveModel(model, path, {
     kind: "pretrained",
     preset,
@@ -135,7 +138,6 @@ async function main(args: string[]) {
   const bytes = await Deno.readFile(path);
   const sha256 = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)))
     .map((b) => b.toString(16).padStart(2, "0")).join("");
-  console.error(`wrote ${path}: ${(bytes.length / 2 ** 20).toFixed(2)} MiB (F16), sha256 ${sha256}`);
 
   // Probe the file as shipped: loaded back from half precision.
   const shipped = await loadModel(path, { parts: ["target_encoder"] });
@@ -197,7 +199,7 @@ async function main(args: string[]) {
     trainedOn,
     probes,
   };
-  await Deno.writeTextFile(join(outDir, `${preset}.json`), JSON.stringify(card, null, 2) + "\n");
+  await Deno.writeTextFile(partial(`${preset}.json`), JSON.stringify(card, null, 2) + "\n");
   const md = [
     `# Pretrained weights: preset ${preset}`,
     "",
@@ -221,7 +223,14 @@ async function main(args: string[]) {
     "",
     ...probes.flatMap((p) => [cardMarkdown(p), ""]),
   ].join("\n");
-  await Deno.writeTextFile(join(outDir, `${preset}.md`), md);
+  await Deno.writeTextFile(partial(`${preset}.md`), md);
+  for (const name of [file, `${preset}.json`, `${preset}.md`]) {
+    await Deno.rename(partial(name), join(outDir, name));
+  }
+  console.error(
+    `wrote ${join(outDir, file)}: ${(bytes.length / 2 ** 20).toFixed(2)} MiB (F16), sha256 ${sha256}; ` +
+      `its card ${preset}.json and ${preset}.md beside it`,
+  );
   console.log(md);
 }
 
