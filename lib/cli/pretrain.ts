@@ -21,7 +21,13 @@ import {
   type TrainerOptions,
 } from "../train/trainer.ts";
 import { saveModel } from "../io/weights.ts";
-import { readRunConfig, recordResume, runVersions, writeRunConfig } from "../train/run_record.ts";
+import {
+  readRunConfig,
+  recordResume,
+  runDataFlag,
+  runVersions,
+  writeRunConfig,
+} from "../train/run_record.ts";
 import { runAfterPretrain } from "../eval/probe_task.ts";
 import { formatDuration } from "../viz/progress_text.ts";
 import {
@@ -136,13 +142,6 @@ function resumeConflicts(
   }
 }
 
-/** The `--data` value in a run's command line (config.json's argv), or undefined where it had none. */
-function dataFlagOf(argv: string[] | null | undefined): string | undefined {
-  const i = argv?.findIndex((a) => a === "--data" || a.startsWith("--data=")) ?? -1;
-  if (!argv || i < 0) return undefined;
-  return argv[i] === "--data" ? argv[i + 1] : argv[i].slice("--data=".length);
-}
-
 /** The first and last loss of a run folder's metrics.jsonl, if it can be read. */
 async function runLosses(outDir: string): Promise<{ first: number; last: number } | undefined> {
   try {
@@ -176,7 +175,7 @@ async function main(args: string[]) {
     started = await readRunConfig(outDir).catch(() => undefined);
     if (started) resumeConflicts(args, f, started.preset, started.trainer as Partial<TrainerOptions>);
     // the data the run trained on, unless given (then checked against it once loaded)
-    f.data ??= dataFlagOf(started?.argv);
+    f.data ??= runDataFlag(started);
   } else {
     outDir ??= `runs/${f.preset}-${stamp()}`;
     try {
@@ -302,26 +301,38 @@ async function main(args: string[]) {
   let result: FitResult | undefined;
   if (!finished) {
     const abort = new AbortController();
-    const onSigint = () => {
-      if (!json) console.error("\ninterrupted: saving a checkpoint before exiting (Ctrl-C again to force)");
-      if (abort.signal.aborted) Deno.exit(130);
-      abort.abort();
-    };
-    // SIGTERM (a scheduler's or `kill`'s stop) saves a checkpoint too; Windows has no SIGTERM listener
-    const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-    for (const sig of signals) Deno.addSignalListener(sig, onSigint);
+    // SIGTERM (a scheduler's or `kill`'s stop) saves a checkpoint too; Windows has no SIGTERM listener.
+    // The exit code is the shell's for the signal: 130 for SIGINT, 143 for SIGTERM.
+    let exitCode = 130;
+    const handlers = (Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"]).map((sig) => {
+      const ctrlC = sig === "SIGINT";
+      const on = () => {
+        if (abort.signal.aborted) Deno.exit(exitCode);
+        exitCode = ctrlC ? 130 : 143;
+        if (!json) {
+          console.error(
+            `\n${ctrlC ? "interrupted" : "SIGTERM"}: saving a checkpoint before exiting (${
+              ctrlC ? "Ctrl-C" : "the signal"
+            } again to force)`,
+          );
+        }
+        abort.abort();
+      };
+      Deno.addSignalListener(sig as Deno.Signal, on);
+      return [sig as Deno.Signal, on] as const;
+    });
     const bar = progress(json);
     try {
       result = await trainer.fit(data.train, { onStep: (s) => bar.step(s), signal: abort.signal });
     } finally {
-      for (const sig of signals) Deno.removeSignalListener(sig, onSigint);
+      for (const [sig, on] of handlers) Deno.removeSignalListener(sig, on);
     }
     if (result.interrupted) {
       console.error(
         `stopped at step ${result.step}; checkpoint ${result.checkpoint}. Continue with: deno task pretrain --resume --out ${outDir}` +
           (f.probe ? "" : " --probe=false"),
       );
-      Deno.exit(130);
+      Deno.exit(exitCode);
     }
   }
   const weights = `${outDir}/final.safetensors`;

@@ -118,6 +118,17 @@ export async function readRunConfig(dir: string): Promise<RunConfig | undefined>
   }
 }
 
+/**
+ * The `--data` a run was started with (config.json's command line), or undefined where it had none
+ * (the default data) or the record holds no command line.
+ */
+export function runDataFlag(config: Pick<RunConfig, "argv"> | undefined): string | undefined {
+  const argv = config?.argv;
+  const i = argv?.findIndex((a) => a === "--data" || a.startsWith("--data=")) ?? -1;
+  if (!argv || i < 0) return undefined;
+  return argv[i] === "--data" ? argv[i + 1] : argv[i].slice("--data=".length);
+}
+
 /** Write config.json (atomically: a killed process leaves the old file or the new one). */
 export async function writeRunConfig(dir: string, config: RunConfig): Promise<void> {
   const path = `${dir}/${RUN_CONFIG_FILE}`;

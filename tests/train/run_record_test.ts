@@ -10,6 +10,7 @@ import {
   readRunConfig,
   recordResume,
   type RunConfig,
+  runDataFlag,
   toolkitVersion,
   trainingSeconds,
   truncateMetrics,
@@ -129,4 +130,12 @@ Deno.test("trainer: rows carry time, and elapsed goes on across an interruption 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("runDataFlag: the --data a run started with, in either form; none for the default or no record", () => {
+  assertEquals(runDataFlag({ argv: ["--steps", "9", "--data", "my/imgs", "--seed", "1"] }), "my/imgs");
+  assertEquals(runDataFlag({ argv: ["--data=fashion-mnist-subset"] }), "fashion-mnist-subset");
+  assertEquals(runDataFlag({ argv: ["--steps", "9"] }), undefined);
+  assertEquals(runDataFlag({ argv: null }), undefined); // a record made for a run from before config.json
+  assertEquals(runDataFlag(undefined), undefined);
 });
