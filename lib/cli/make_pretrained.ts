@@ -123,6 +123,18 @@ async function main(args: string[]) {
   // The weights, the card and its Markdown are written under temporary names and put in place
   // together at the end: a run stopped while probing (minutes) leaves the old files as they were.
   const partial = (name: string) => join(outDir, `.${name}.partial-${Deno.pid}`);
+  const names = [file, `${preset}.json`, `${preset}.md`];
+  for (const n of names) partials.add(partial(n));
+  for await (const e of Deno.readDir(outDir)) { // left by a run killed outright (SIGKILL)
+    if (names.some((n) => e.name.startsWith(`.${n}.partial-`))) await Deno.remove(join(outDir, e.name));
+  }
+  // stopped, they go too (a failure removes them in runMain's wrapper below)
+  for (const [sig, code] of STOP_SIGNALS) {
+    Deno.addSignalListener(sig, () => {
+      removePartials();
+      Deno.exit(code);
+    });
+  }
   const path = partial(file);
   await saveModel(model, path, {
     kind: "pretrained",
@@ -224,9 +236,7 @@ async function main(args: string[]) {
     ...probes.flatMap((p) => [cardMarkdown(p), ""]),
   ].join("\n");
   await Deno.writeTextFile(partial(`${preset}.md`), md);
-  for (const name of [file, `${preset}.json`, `${preset}.md`]) {
-    await Deno.rename(partial(name), join(outDir, name));
-  }
+  for (const name of names) await Deno.rename(partial(name), join(outDir, name));
   console.error(
     `wrote ${join(outDir, file)}: ${(bytes.length / 2 ** 20).toFixed(2)} MiB (F16), sha256 ${sha256}; ` +
       `its card ${preset}.json and ${preset}.md beside it`,
@@ -234,4 +244,30 @@ async function main(args: string[]) {
   console.log(md);
 }
 
-if (import.meta.main) runMain(main);
+/** This process's temporary files (see main), removed when it fails or is stopped. */
+const partials = new Set<string>();
+
+function removePartials(): void {
+  for (const p of partials) {
+    try {
+      Deno.removeSync(p);
+    } catch { /* put in place already, or never written */ }
+  }
+}
+
+/** The signals that stop a run, with the shell's exit codes; Windows listens for SIGINT alone. */
+const STOP_SIGNALS: [Deno.Signal, number][] = Deno.build.os === "windows"
+  ? [["SIGINT", 130]]
+  : [["SIGINT", 130], ["SIGTERM", 143]];
+
+if (import.meta.main) {
+  runMain(async (args) => {
+    try {
+      await main(args);
+    } catch (e) {
+      removePartials();
+      throw e;
+    }
+    Deno.exit(0); // the stop signals' listeners would keep the process alive
+  });
+}

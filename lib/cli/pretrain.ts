@@ -22,12 +22,15 @@ import {
 } from "../train/trainer.ts";
 import { saveModel } from "../io/weights.ts";
 import {
+  dataCountsChanged,
   readRunConfig,
   recordResume,
-  runDataFlag,
+  resumeData,
+  runLosses,
   runVersions,
   writeRunConfig,
 } from "../train/run_record.ts";
+import { dataSpecOf } from "../data/data_spec.ts";
 import { runAfterPretrain } from "../eval/probe_task.ts";
 import { formatDuration } from "../viz/progress_text.ts";
 import {
@@ -142,17 +145,6 @@ function resumeConflicts(
   }
 }
 
-/** The first and last loss of a run folder's metrics.jsonl, if it can be read. */
-async function runLosses(outDir: string): Promise<{ first: number; last: number } | undefined> {
-  try {
-    const lines = (await Deno.readTextFile(`${outDir}/${METRICS_FILE}`)).trim().split("\n");
-    const first = JSON.parse(lines[0]).loss, last = JSON.parse(lines[lines.length - 1]).loss;
-    return typeof first === "number" && typeof last === "number" ? { first, last } : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 async function main(args: string[]) {
   const f = parseFlags(args, SPEC);
   if (f.steps !== undefined && f.epochs !== undefined) {
@@ -173,9 +165,13 @@ async function main(args: string[]) {
     }
     // the settings the run started with, from config.json (runs from before it: after the checkpoint loads)
     started = await readRunConfig(outDir).catch(() => undefined);
+    // the data the run trained on: given, it must name the same
+    const d = await resumeData(started, f.data as string | undefined);
+    if (d.problem) {
+      throw new UsageError(`pretrain: --resume: ${d.problem}; resume without --data, or start a new run`);
+    }
     if (started) resumeConflicts(args, f, started.preset, started.trainer as Partial<TrainerOptions>);
-    // the data the run trained on, unless given (then checked against it once loaded)
-    f.data ??= runDataFlag(started);
+    f.data = d.spec;
   } else {
     outDir ??= `runs/${f.preset}-${stamp()}`;
     try {
@@ -216,12 +212,8 @@ async function main(args: string[]) {
     resumeConflicts(args, f, presetOf(model.cfg), trainer.options); // before the data loads
     if (!json) console.error(`resuming ${path} at step ${trainer.step}/${trainer.options.steps}`);
     data = await loadData(model.cfg);
-    if (started?.data && started.data !== data.source) {
-      throw new UsageError(
-        `pretrain: --resume: the run trained on ${started.data}; this data is ${data.source}: ` +
-          "give --data for the run's data set, or start a new run (another --out) to train on this one",
-      );
-    }
+    const changed = dataCountsChanged(started, data);
+    if (changed) throw new UsageError(`pretrain: --resume: ${changed} (${data.source})`);
     const t = trainer;
     await recordResume(
       outDir,
@@ -255,8 +247,8 @@ async function main(args: string[]) {
     }
     if (batchSize > data.train.n) {
       throw new UsageError(
-        `pretrain: a batch of ${batchSize} images needs at least that many training images; ` +
-          `${data.source} has ${data.train.n}: pass --batch ${data.train.n} or less`,
+        `pretrain: a batch of ${batchSize} images needs at least that many training images; the data's ` +
+          `training split has ${data.train.n} (${data.source}): pass --batch ${data.train.n} or less`,
       );
     }
     const r = recipe(preset, steps);
@@ -282,6 +274,8 @@ async function main(args: string[]) {
       preset,
       seed: f.seed as number,
       data: data.source,
+      dataSpec: await dataSpecOf(f.data as string | undefined),
+      dataCounts: { train: data.train.n, test: data.test.n },
       backend: info.line,
       versions,
       model: { ...model.cfg },

@@ -40,7 +40,8 @@ export interface FashionMnistOptions {
   dir?: string;
 }
 
-function envDataDir(): string | undefined {
+/** `IJEPA_DATA`, where set and env access is already granted. */
+export function envDataDir(): string | undefined {
   // Read IJEPA_DATA only when env access is already granted, so no permission prompt appears.
   const p = Deno.permissions.querySync({ name: "env", variable: "IJEPA_DATA" });
   if (p.state !== "granted") return undefined;
@@ -49,7 +50,7 @@ function envDataDir(): string | undefined {
 }
 
 /** Whether the Debian full set is there; looks only when read access is already granted. */
-async function systemSetPresent(): Promise<boolean> {
+export async function systemSetPresent(): Promise<boolean> {
   const p = Deno.permissions.querySync({ name: "read", path: SYSTEM_FASHION_MNIST_DIR });
   if (p.state !== "granted") return false;
   return (await findIdxPair(SYSTEM_FASHION_MNIST_DIR, "train").catch(() => undefined)) !==
@@ -274,7 +275,11 @@ export async function loadDataset(
 ): Promise<DatasetSplits> {
   if (spec === undefined) {
     const env = envDataDir();
-    return env === undefined ? fitStored(await loadFashionMnist(), opts) : loadDataset(env, opts);
+    if (env === undefined) return fitStored(await loadFashionMnist(), opts);
+    return await loadDataset(env, opts).catch((e) => {
+      if (e instanceof DataError) e.message += " (IJEPA_DATA)"; // say where the folder came from
+      throw e;
+    });
   }
   if (spec === "fashion-mnist") return fitStored(await loadFashionMnist(), opts);
   if (spec === "fashion-mnist-subset") {

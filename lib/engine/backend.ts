@@ -24,7 +24,7 @@ import * as tf from "@tensorflow/tfjs";
 import { disableBlas, enableBlas } from "./blas.ts";
 import type { BlasStatus } from "./blas_library.ts";
 import { installSharedHeap, sharedHeapReason } from "./shared_heap.ts";
-import { threadsWanted } from "./gemm_pool.ts";
+import { threadsWanted, workerTimeoutMs } from "./gemm_pool.ts";
 import { patchWasmKernels } from "./wasm_fixes.ts";
 import { cachedVerdict, describeVerdict, probeWorkload, saveVerdict } from "./backend_probe.ts";
 
@@ -82,7 +82,8 @@ function env(name: string): string | undefined {
 
 /** Parse a backend name from a flag or environment variable, with a clear error. */
 export function parseBackendName(name: string | undefined): BackendName {
-  const fromEnv = name === undefined ? env("IJEPA_BACKEND") : undefined;
+  // an empty IJEPA_BACKEND counts as unset, as the other variables do
+  const fromEnv = name === undefined ? env("IJEPA_BACKEND")?.trim() || undefined : undefined;
   const n = (name ?? fromEnv ?? "auto").trim().toLowerCase();
   if (!(BACKEND_NAMES as readonly string[]).includes(n)) {
     const given = name ?? fromEnv;
@@ -261,6 +262,10 @@ export async function setBackend(
 ): Promise<BackendInfo> {
   quietTfjs();
   const requested = parseBackendName(name);
+  // the thread pool's variables, read here so a bad value is refused before anything starts, whatever
+  // the backend (wasm reads them later, on its first product)
+  threadsWanted();
+  workerTimeoutMs();
   const skipped: string[] = [];
   let chosen: string | undefined;
   let adapter: AdapterProbe | undefined;

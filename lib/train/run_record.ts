@@ -16,6 +16,7 @@
  * @module
  */
 import { trainingSeconds } from "../io/pretrained_card.ts";
+import { dataSpecOf } from "../data/data_spec.ts";
 
 export { trainingSeconds };
 
@@ -63,6 +64,12 @@ export interface RunConfig {
   seed: number;
   /** The dataset, as the `data:` line says it. */
   data: string;
+  /**
+   * The data as a spec that reads the same data from anywhere (lib/data/data_spec.ts), and its split
+   * sizes: what `--resume` reads and checks. Absent in runs from before 2026-12-05.
+   */
+  dataSpec?: string;
+  dataCounts?: { train: number; test: number };
   /** The backend line (`setBackend`'s `line`). */
   backend: string;
   /** Versions of what ran. */
@@ -127,6 +134,49 @@ export function runDataFlag(config: Pick<RunConfig, "argv"> | undefined): string
   const i = argv?.findIndex((a) => a === "--data" || a.startsWith("--data=")) ?? -1;
   if (!argv || i < 0) return undefined;
   return argv[i] === "--data" ? argv[i + 1] : argv[i].slice("--data=".length);
+}
+
+/**
+ * The data a resumed run reads: the run's own (its `dataSpec`; for runs from before, the `--data` of
+ * its command line), or `given` where that names the same data; a sentence saying what differs where
+ * it names other data.
+ */
+export async function resumeData(
+  config: RunConfig | undefined,
+  given: string | undefined,
+): Promise<{ spec?: string; problem?: string }> {
+  const run = config?.dataSpec;
+  if (run === undefined) return { spec: given ?? runDataFlag(config) };
+  // a folder moved since: --data says where it is now (the split sizes are still checked)
+  const moved = run !== "fashion-mnist-subset" && !(await Deno.stat(run).then(() => true, () => false));
+  if (given === undefined) {
+    if (!moved) return { spec: run };
+    return { problem: `the run trained on ${run}, which is not there now: give --data where it is` };
+  }
+  const other = await dataSpecOf(given);
+  if (other === run || moved) return { spec: given };
+  return { problem: `the run trained on ${run}; --data ${given} is ${other}` };
+}
+
+/** Where a resumed run's data no longer has the split sizes it had (a folder that changed): what differs. */
+export function dataCountsChanged(
+  config: RunConfig | undefined,
+  data: { train: { n: number }; test: { n: number } },
+): string | undefined {
+  const c = config?.dataCounts;
+  if (!c || (c.train === data.train.n && c.test === data.test.n)) return undefined;
+  return `the run's data had ${c.train} training and ${c.test} test images, it has ${data.train.n} and ${data.test.n} now`;
+}
+
+/** The first and last loss of a run folder's metrics.jsonl, if it can be read. */
+export async function runLosses(outDir: string): Promise<{ first: number; last: number } | undefined> {
+  try {
+    const lines = (await Deno.readTextFile(`${outDir}/${METRICS_FILE}`)).trim().split("\n");
+    const first = JSON.parse(lines[0]).loss, last = JSON.parse(lines[lines.length - 1]).loss;
+    return typeof first === "number" && typeof last === "number" ? { first, last } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Write config.json (atomically: a killed process leaves the old file or the new one). */

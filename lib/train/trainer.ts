@@ -233,7 +233,7 @@ export class EMATrainer {
     }
     if (data.n < o.batchSize) {
       throw new Error(
-        `EMATrainer.fit: a batch of ${o.batchSize} images needs at least that many training images; the data has ${data.n} (a smaller batch size: --batch in the tasks)`,
+        `EMATrainer.fit: a batch of ${o.batchSize} images needs at least that many training images; the data has ${data.n}: use a smaller batch`,
       );
     }
     this.stats ??= channelStats(data);

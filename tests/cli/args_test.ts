@@ -46,12 +46,14 @@ Deno.test("args: a bad IJEPA_BACKEND is named as it came, and from where", () =>
     assertThrows(
       () => parseBackendName(undefined),
       Error,
-      `unknown backend "TPU " (from IJEPA_BACKEND): expected one of`,
+      `unknown backend "TPU" (from IJEPA_BACKEND): expected one of`,
     );
     assertEquals(parseBackendName("cpu"), "cpu", "the flag wins over the variable");
     assertThrows(() => parseBackendName("gpu"), Error, `unknown backend "gpu": expected one of`);
     Deno.env.set("IJEPA_BACKEND", " WebGPU");
     assertEquals(parseBackendName(undefined), "webgpu");
+    Deno.env.set("IJEPA_BACKEND", " ");
+    assertEquals(parseBackendName(undefined), "auto", "empty counts as unset");
   } finally {
     if (before === undefined) Deno.env.delete("IJEPA_BACKEND");
     else Deno.env.set("IJEPA_BACKEND", before);

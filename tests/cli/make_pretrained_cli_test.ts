@@ -22,6 +22,9 @@ Deno.test("cli make-pretrained: weights and card appear together; stopped while 
     const args = (
       run: string,
     ) => [...common, "--run", run, "--out", `${dir}/out`, "--data", "fashion-mnist-subset"];
+    // a temporary file that a run killed outright (SIGKILL) left behind
+    await Deno.mkdir(`${dir}/out`);
+    await Deno.writeTextFile(`${dir}/out/.tiny.safetensors.partial-99999`, "cut short");
     const made = await runCli("make_pretrained", args(`${dir}/run0`));
     assertEquals(made.code, 0, made.stderr);
     const names = (await Array.fromAsync(Deno.readDir(`${dir}/out`))).map((e) => e.name).sort();
@@ -50,6 +53,8 @@ Deno.test("cli make-pretrained: weights and card appear together; stopped while 
     child.kill("SIGTERM");
     await reader.cancel();
     assertEquals((await child.status).success, false, "it finished before the stop");
+    const left = (await Array.fromAsync(Deno.readDir(`${dir}/out`))).map((e) => e.name).sort();
+    assertEquals(left, names, "the stopped run left temporary files");
     const after = await Promise.all(names.map((n) => Deno.readFile(`${dir}/out/${n}`)));
     names.forEach((n, i) => assertEquals(after[i], before[i], `${n} changed`));
   } finally {

@@ -8,10 +8,10 @@ import { writeImageFolder } from "./_image_folder.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
-function spawnPretrain(args: string[]): Deno.ChildProcess {
+function spawnPretrain(args: string[], env: Record<string, string> = {}): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}lib/cli/pretrain.ts`, ...args],
-    env: { NO_COLOR: "1", XDG_RUNTIME_DIR: "/tmp" },
+    env: { NO_COLOR: "1", XDG_RUNTIME_DIR: "/tmp", ...env },
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -112,7 +112,12 @@ Deno.test("cli pretrain: config.json and timed rows; Ctrl-C, --resume appends a 
     assert(!/--preset|--seed|^(backend|data): /m.test(clash.stderr), clash.stderr); // checked from config.json
     assertEquals((await rows(run)).length, k, "the refused resume trained");
 
-    // other data than the run trained on is refused once loaded, and leaves no resume record
+    // the data as the run recorded it: a spec that reads the same from anywhere, and its split sizes
+    assertEquals([config.dataSpec, config.dataCounts], ["fashion-mnist-subset", {
+      train: 10000,
+      test: 2000,
+    }]);
+    // other data than the run trained on is refused before the backend starts, and leaves no resume record
     await writeImageFolder(`${root}/imgs`, 3);
     const otherData = await runCli("pretrain", [
       "--resume",
@@ -125,15 +130,38 @@ Deno.test("cli pretrain: config.json and timed rows; Ctrl-C, --resume appends a 
     ]);
     assertEquals(otherData.code, 2, otherData.stderr);
     assert(
-      /--resume: the run trained on Fashion-MNIST, shipped subset.*; this data is image folder .*imgs.*: give --data/
-        .test(otherData.stderr),
+      otherData.stderr.includes(
+        `--resume: the run trained on fashion-mnist-subset; --data ${root}/imgs is ${await Deno.realPath(
+          `${root}/imgs`,
+        )}; ` +
+          "resume without --data, or start a new run",
+      ),
       otherData.stderr,
     );
+    assert(!/^(backend|data): /m.test(otherData.stderr), otherData.stderr);
+    // the same data by another name passes the check (the shipped subset's folder, spelled as a path)
+    const sameData = await runCli("pretrain", [
+      "--resume",
+      "--out",
+      run,
+      "--data",
+      `${ROOT}data/fashion-mnist/`,
+      "--steps",
+      "9",
+    ]);
+    assertEquals(sameData.code, 2, sameData.stderr);
+    assert(sameData.stderr.includes("--steps 9 (the run: 60) would change them"), sameData.stderr); // not the data
     assertEquals(JSON.parse(await Deno.readTextFile(`${run}/config.json`)).resumes, []);
 
-    // without --data the run's own data set is used; a SIGTERM (a scheduler's stop) saves a checkpoint too
+    // without --data the run's own data set is used, whatever the default would be now (IJEPA_DATA
+    // points elsewhere); a SIGTERM (a scheduler's stop) saves a checkpoint too
     const resumeArgs = ["--resume", "--out", run, "--backend", "cpu", "--probe=false"];
-    const termed = await stopAfter(spawnPretrain(resumeArgs), run, k + 3, "SIGTERM");
+    const termed = await stopAfter(
+      spawnPretrain(resumeArgs, { IJEPA_DATA: `${root}/imgs` }),
+      run,
+      k + 3,
+      "SIGTERM",
+    );
     assertEquals(termed.code, 143, termed.stderr); // the shell's code for SIGTERM
     assert(termed.stderr.includes("SIGTERM: saving a checkpoint before exiting"), termed.stderr);
     assert(termed.stderr.includes("data: Fashion-MNIST, shipped subset"), termed.stderr);
@@ -242,6 +270,36 @@ Deno.test("cli plot: an old run (rows without time, no config.json) draws; clear
     assertEquals(e.code, 2, e.stderr);
     assert(/metrics\.jsonl is empty: the run has not finished a step yet/.test(e.stderr), e.stderr);
     assert(!/os error/.test(e.stderr), e.stderr);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("cli pretrain: a batch larger than the training split is refused before the run folder is made", async () => {
+  const root = await Deno.makeTempDir({ prefix: "ijepa-runfolder-" });
+  try {
+    await writeImageFolder(`${root}/imgs`, 3);
+    const r = await runCli("pretrain", [
+      ...[
+        "--preset",
+        "tiny",
+        "--batch",
+        "64",
+        "--data",
+        `${root}/imgs`,
+        "--backend",
+        "cpu",
+        "--out",
+        `${root}/run`,
+      ],
+    ]);
+    assertEquals(r.code, 2, r.stderr);
+    assert(
+      /a batch of 64 images needs at least that many training images; the data's training split has (\d+) \(image folder .*\): pass --batch \1 or less/
+        .test(r.stderr),
+      r.stderr,
+    );
+    assert(!(await Deno.stat(`${root}/run`).then(() => true, () => false)), "the run folder was made");
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -99,6 +99,8 @@ Deno.test("resolution order: explicit dir, then IJEPA_DATA, then the system set,
     const explicit = await loadFashionMnist({ dir: shipped });
     assert.equal(explicit.full, false);
     await rejectsWith(loadFashionMnist(), "/nonexistent/ijepa: directory not found (IJEPA_DATA)");
+    await rejectsWith(loadDataset(undefined), "/nonexistent/ijepa: not found: expected a dataset directory");
+    await rejectsWith(loadDataset(undefined), "(IJEPA_DATA)");
     Deno.env.delete("IJEPA_DATA");
     const dflt = await loadFashionMnist();
     if (systemSetInstalled()) {
