@@ -9,6 +9,7 @@ export { type IdxOptions, loadIdx } from "./idx.ts";
 export { type CifarOptions, loadCifar } from "./cifar.ts";
 export { type ImageFolderOptions, loadImageFolder } from "./image_folder.ts";
 export { type FashionMnistOptions, loadDataset, type LoadDatasetOptions, loadFashionMnist } from "./load.ts";
+export { dataSpecOf } from "./data_spec.ts";
 export { channelStats, subset } from "./stats.ts";
 export { type Batch, batches, type BatchOptions, BatchStream, type BatchStreamState } from "./batches.ts";
 export { normalize, type Pixels, randomResizedCrop, type RandomResizedCropOptions } from "./augment.ts";
