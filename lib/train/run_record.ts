@@ -65,10 +65,11 @@ export interface RunConfig {
   /** The dataset, as the `data:` line says it. */
   data: string;
   /**
-   * The data as a spec that reads the same data from anywhere (lib/data/data_spec.ts), and its split
-   * sizes: what `--resume` reads and checks. Absent in runs from before 2026-12-05.
+   * The data as a spec that reads the same data from anywhere (lib/data/data_spec.ts): what `--resume`
+   * reads. Absent in runs from before 2026-12-05.
    */
   dataSpec?: string;
+  /** The data's split sizes, checked again on `--resume`. Absent in runs from before 2026-12-05. */
   dataCounts?: { train: number; test: number };
   /** The backend line (`setBackend`'s `line`). */
   backend: string;
