@@ -80,10 +80,16 @@ function env(name: string): string | undefined {
   }
 }
 
-/** Parse a backend name from a flag or environment variable, with a clear error. */
-export function parseBackendName(name: string | undefined): BackendName {
+/**
+ * Parse a backend name from a flag, else `IJEPA_BACKEND` (`envValue`, read from the environment
+ * unless given), with a clear error.
+ */
+export function parseBackendName(
+  name: string | undefined,
+  envValue: string | undefined = env("IJEPA_BACKEND"),
+): BackendName {
   // an empty IJEPA_BACKEND counts as unset, as the other variables do
-  const fromEnv = name === undefined ? env("IJEPA_BACKEND")?.trim() || undefined : undefined;
+  const fromEnv = name === undefined ? envValue?.trim() || undefined : undefined;
   const n = (name ?? fromEnv ?? "auto").trim().toLowerCase();
   if (!(BACKEND_NAMES as readonly string[]).includes(n)) {
     const given = name ?? fromEnv;

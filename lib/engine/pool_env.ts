@@ -13,7 +13,12 @@ export function threadsWanted(): number {
   } catch {
     // no --allow-env: the default
   }
-  if (v.trim() === "") return Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8));
+  return parseThreads(v, navigator.hardwareConcurrency || 1);
+}
+
+/** An `IJEPA_THREADS` value: a whole number from 1 (capped at 8), or empty for `cores` (capped at 8). */
+export function parseThreads(v: string, cores: number): number {
+  if (v.trim() === "") return Math.max(1, Math.min(cores, 8));
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) {
     throw new Error(`IJEPA_THREADS: expected a whole number of threads, 1 or more, got "${v}"`);

@@ -39,25 +39,19 @@ Deno.test("args: --backend takes every backend name and nothing else", () => {
   assert(help.includes(`--backend ${BACKEND_NAMES.join("|")}`), help);
 });
 
+// The variable's value is passed in, not set: tests run in parallel in one process, and the
+// environment is the process's.
 Deno.test("args: a bad IJEPA_BACKEND is named as it came, and from where", () => {
-  const before = Deno.env.get("IJEPA_BACKEND");
-  try {
-    Deno.env.set("IJEPA_BACKEND", "TPU ");
-    assertThrows(
-      () => parseBackendName(undefined),
-      Error,
-      `unknown backend "TPU" (from IJEPA_BACKEND): expected one of`,
-    );
-    assertEquals(parseBackendName("cpu"), "cpu", "the flag wins over the variable");
-    assertThrows(() => parseBackendName("gpu"), Error, `unknown backend "gpu": expected one of`);
-    Deno.env.set("IJEPA_BACKEND", " WebGPU");
-    assertEquals(parseBackendName(undefined), "webgpu");
-    Deno.env.set("IJEPA_BACKEND", " ");
-    assertEquals(parseBackendName(undefined), "auto", "empty counts as unset");
-  } finally {
-    if (before === undefined) Deno.env.delete("IJEPA_BACKEND");
-    else Deno.env.set("IJEPA_BACKEND", before);
-  }
+  assertThrows(
+    () => parseBackendName(undefined, "TPU "),
+    Error,
+    `unknown backend "TPU" (from IJEPA_BACKEND): expected one of`,
+  );
+  assertEquals(parseBackendName("cpu", "TPU"), "cpu", "the flag wins over the variable");
+  assertThrows(() => parseBackendName("gpu", undefined), Error, `unknown backend "gpu": expected one of`);
+  assertEquals(parseBackendName(undefined, " WebGPU"), "webgpu");
+  assertEquals(parseBackendName(undefined, " "), "auto", "empty counts as unset");
+  assertEquals(parseBackendName(undefined, undefined), "auto");
 });
 
 Deno.test("args: --data is free text, unset unless a task sets its own default", () => {

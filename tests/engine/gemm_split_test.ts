@@ -3,7 +3,7 @@
 // Run with `deno test -A tests/engine/gemm_split_test.ts`.
 import { assert, assertEquals, assertThrows } from "../_assert.ts";
 import { chargedWait, type GemmJob, split, WORKER_POLL } from "../../lib/engine/gemm_pool.ts";
-import { pollAfter, threadsWanted } from "../../lib/engine/pool_env.ts";
+import { parseThreads, pollAfter } from "../../lib/engine/pool_env.ts";
 import { simdFma } from "../../lib/engine/fused_simd.ts";
 import { KERNELS_FMA_WASM_BASE64, KERNELS_WASM_BASE64 } from "../../lib/engine/simd/kernels_wasm.ts";
 
@@ -121,25 +121,18 @@ Deno.test("worker polling: only while our own products run on the pool, never af
   assertEquals(pollAfter("ij_layer_norm"), 0);
 });
 
+// The parser, given the value: tests run in parallel in one process, and setting the variable would
+// change the thread count another test's pool starts with.
 Deno.test("IJEPA_THREADS: a whole number from 1 (capped at 8), else a clear error; unset, the cores", () => {
-  const before = Deno.env.get("IJEPA_THREADS");
-  try {
-    Deno.env.set("IJEPA_THREADS", "3");
-    assertEquals(threadsWanted(), 3);
-    Deno.env.set("IJEPA_THREADS", "64");
-    assertEquals(threadsWanted(), 8);
-    for (const bad of ["abc", "0", "2.5", "-1"]) {
-      Deno.env.set("IJEPA_THREADS", bad);
-      assertThrows(
-        () => threadsWanted(),
-        Error,
-        `IJEPA_THREADS: expected a whole number of threads, 1 or more, got "${bad}"`,
-      );
-    }
-    Deno.env.delete("IJEPA_THREADS");
-    assertEquals(threadsWanted(), Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8)));
-  } finally {
-    if (before === undefined) Deno.env.delete("IJEPA_THREADS");
-    else Deno.env.set("IJEPA_THREADS", before);
+  assertEquals(parseThreads("3", 2), 3);
+  assertEquals(parseThreads(" 2 ", 16), 2);
+  assertEquals(parseThreads("64", 2), 8);
+  for (const bad of ["abc", "0", "2.5", "-1"]) {
+    assertThrows(
+      () => parseThreads(bad, 2),
+      Error,
+      `IJEPA_THREADS: expected a whole number of threads, 1 or more, got "${bad}"`,
+    );
   }
+  assertEquals([parseThreads("", 2), parseThreads(" ", 1), parseThreads("", 32)], [2, 1, 8]);
 });
