@@ -324,6 +324,8 @@ async function main(args: string[]) {
     if (result.interrupted) {
       console.error(
         `stopped at step ${result.step}; checkpoint ${result.checkpoint}. Continue with: deno task pretrain --resume --out ${outDir}` +
+          // a run from before config.json recorded its data needs it named again
+          (f.resume && !started?.dataSpec && f.data !== undefined ? ` --data ${f.data}` : "") +
           (f.probe ? "" : " --probe=false"),
       );
       Deno.exit(exitCode);
