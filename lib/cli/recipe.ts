@@ -149,6 +149,14 @@ async function main(args: string[]) {
   }
   const steps = f.steps as number;
   const base = recipe(preset);
+  if (data.train.n < base.batchSize) {
+    throw new UsageError(
+      `recipe: the ${preset} recipe's batch of ${base.batchSize} images needs at least that many training ` +
+        `images; ${data.source} has ${data.train.n} (a larger folder, or --preset tiny: batch ${
+          recipe("tiny").batchSize
+        })`,
+    );
+  }
   const rows = new Map<string, Row>();
   const probeOpts = {
     shots,

@@ -23,6 +23,7 @@ import { IJEPA } from "../model/ijepa.ts";
 import { pickArms, type Study, studyArms } from "./ablate_arms.ts";
 import { formatProbeTable } from "./report.ts";
 import { type ProbeTable, runProbeSuite } from "./suite.ts";
+import { shotsThatFit } from "./probe_task.ts";
 import { recipe } from "../train/recipes.ts";
 import { CHECKPOINT_FILE, EMATrainer, type StepInfo } from "../train/trainer.ts";
 
@@ -139,6 +140,15 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
   const base = recipe(o.preset);
   const steps = o.steps ?? base.steps;
   const path = `${o.outDir}/results.json`;
+  // what the data cannot give is refused before the study folder is made and anything trains
+  const { dropped, smallest } = shotsThatFit([10], o.data.train);
+  if (o.data.train.n < base.batchSize || dropped.length > 0) {
+    throw new RangeError(
+      `runStudy: the ${o.preset} recipe's batch of ${base.batchSize} images and the 10-shot probe need at ` +
+        `least ${base.batchSize} training images and 10 of every class; ${o.data.source} has ${o.data.train.n}, ` +
+        `${smallest} in its smallest class`,
+    );
+  }
   await Deno.mkdir(o.outDir, { recursive: true });
   let results = await readResults(path);
   const shared = o.model ?? {};

@@ -207,6 +207,38 @@ Deno.test("cli probe --heads and recipe --shots: an official checkpoint outside 
       left.stderr,
     );
     assert(left.stdout.includes("| configuration | 1% | full | kNN 1% | training time |"), left.stdout);
+
+    // what the folder cannot give at all is refused before anything trains: recipe's batch, ablate's 10-shot
+    const bigBatch = await run("recipe", [
+      ...["--steps", "2", "--configs", "official", ...base],
+      "--preset",
+      "quick",
+    ]);
+    assertEquals(bigBatch.code, 2, bigBatch.stderr);
+    assert(
+      bigBatch.stderr.includes("recipe: the quick recipe's batch of 64 images needs at least that many"),
+      bigBatch.stderr,
+    );
+    assert(!/step \d+\/2/.test(bigBatch.stderr), "it trained before refusing");
+    const ablate = await run("ablate", [
+      "--preset",
+      "tiny",
+      "--steps",
+      "2",
+      "--data",
+      `${dir}/imgs`,
+      "--backend",
+      "cpu",
+      "--out",
+      `${dir}/study`,
+    ]);
+    assertEquals(ablate.code, 1, ablate.stderr);
+    assert(
+      /the 10-shot probe need at least 16 training images and 10 of every class; .* has 24, 8 in its smallest class/
+        .test(ablate.stderr),
+      ablate.stderr,
+    );
+    assert(!(await Deno.stat(`${dir}/study`).then(() => true, () => false)), "the study folder was made");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
