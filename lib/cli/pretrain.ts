@@ -168,7 +168,7 @@ async function main(args: string[]) {
     // the data the run trained on: given, it must name the same
     const d = await resumeData(started, f.data as string | undefined);
     if (d.problem) {
-      throw new UsageError(`pretrain: --resume: ${d.problem}; resume without --data, or start a new run`);
+      throw new UsageError(`pretrain: --resume: ${d.problem}`);
     }
     if (started) resumeConflicts(args, f, started.preset, started.trainer as Partial<TrainerOptions>);
     f.data = d.spec;

@@ -156,7 +156,10 @@ export async function resumeData(
   }
   const other = await dataSpecOf(given);
   if (other === run || moved) return { spec: given };
-  return { problem: `the run trained on ${run}; --data ${given} is ${other}` };
+  return {
+    problem:
+      `the run trained on ${run}; --data ${given} is ${other}; resume without --data, or start a new run`,
+  };
 }
 
 /** Where a resumed run's data no longer has the split sizes it had (a folder that changed): what differs. */

@@ -9,6 +9,7 @@ import {
   parseMetrics,
   readRunConfig,
   recordResume,
+  resumeData,
   type RunConfig,
   runDataFlag,
   toolkitVersion,
@@ -138,4 +139,38 @@ Deno.test("runDataFlag: the --data a run started with, in either form; none for 
   assertEquals(runDataFlag({ argv: ["--steps", "9"] }), undefined);
   assertEquals(runDataFlag({ argv: null }), undefined); // a record made for a run from before config.json
   assertEquals(runDataFlag(undefined), undefined);
+});
+
+Deno.test("resumeData: the run's recorded data, the same under another name, other data refused, a moved folder", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ijepa-resume-data-" });
+  try {
+    const rec = (dataSpec?: string, argv: string[] | null = null) =>
+      ({ dataSpec, argv }) as unknown as RunConfig;
+    const real = await Deno.realPath(dir);
+    assertEquals(await resumeData(rec(real), undefined), { spec: real });
+    assertEquals(
+      await resumeData(rec(real), `${dir}/.`),
+      { spec: `${dir}/.` },
+      "the same folder spelled otherwise",
+    );
+    assertEquals(await resumeData(rec("fashion-mnist-subset"), "fashion-mnist-subset"), {
+      spec: "fashion-mnist-subset",
+    });
+    const other = await resumeData(rec("fashion-mnist-subset"), dir);
+    assertEquals(
+      other.problem,
+      `the run trained on fashion-mnist-subset; --data ${dir} is ${real}; resume without --data, or start a new run`,
+    );
+    const gone = `${real}/moved-away`;
+    assertEquals(
+      (await resumeData(rec(gone), undefined)).problem,
+      `the run trained on ${gone}, which is not there now: give --data where it is`,
+    );
+    assertEquals(await resumeData(rec(gone), dir), { spec: dir }, "--data says where it went");
+    // a run from before the record: its command line's --data, else the default
+    assertEquals(await resumeData(rec(undefined, ["--data", "x/y"]), undefined), { spec: "x/y" });
+    assertEquals(await resumeData(undefined, undefined), { spec: undefined });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
