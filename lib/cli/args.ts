@@ -104,6 +104,11 @@ export function helpText(spec: CliSpec): string {
   return lines.join("\n");
 }
 
+/** Whether `--name` was given on the command line (as `--name VALUE` or `--name=VALUE`), not defaulted. */
+export function flagGiven(args: readonly string[], name: string): boolean {
+  return args.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+}
+
 /**
  * Parse `args` against `spec`. Returns the flag values (defaults filled in) plus `_` for the
  * positionals. Throws {@link UsageError} on unknown flags or bad values and {@link HelpRequested}

@@ -39,6 +39,7 @@ import {
   checkOutputFolder,
   type CliSpec,
   DATA_FLAG,
+  flagGiven,
   parseFlags,
   runMain,
   UsageError,
@@ -123,7 +124,7 @@ function resumeConflicts(
   preset: string | null | undefined,
   o: Partial<TrainerOptions>,
 ): void {
-  const given = (n: string) => args.some((a) => a === `--${n}` || a.startsWith(`--${n}=`));
+  const given = (n: string) => flagGiven(args, n);
   const run: [string, unknown][] = [
     ["preset", preset],
     ["steps", o.steps],

@@ -23,6 +23,7 @@ import {
   checkOutputFile,
   type CliSpec,
   DATA_FLAG,
+  flagGiven,
   parseFlags,
   runMain,
   statIfAny,
@@ -248,7 +249,7 @@ async function main(args: string[]): Promise<void> {
     if (f.pool !== undefined) train = shrink(train, f.pool as number, "pool", 1);
     if (f["test-size"] !== undefined) test = shrink(test, f["test-size"] as number, "test-size", 2);
     const shrunk = train !== data.train || test !== data.test;
-    if (!args.some((a) => a === "--shots" || a.startsWith("--shots="))) {
+    if (!flagGiven(args, "shots")) {
       // the default settings, on a small pool (a folder of your own images): keep those that fit
       const { fit, dropped, smallest } = shotsThatFit(shots, train);
       if (dropped.length > 0) {

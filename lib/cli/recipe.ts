@@ -23,6 +23,7 @@ import {
   type CliSpec,
   DATA_FLAG,
   DATA_HELP,
+  flagGiven,
   parseFlags,
   runMain,
   UsageError,
@@ -141,7 +142,7 @@ async function main(args: string[]) {
     const what = `${
       dropped.map((s) => `${s}-shot`).join(", ")
     }: the pool's smallest class has ${smallest} images`;
-    if (args.some((a) => a === "--shots" || a.startsWith("--shots="))) {
+    if (flagGiven(args, "shots")) {
       throw new UsageError(`recipe: --shots ${f.shots} asks for ${what}; choose settings up to ${smallest}`);
     }
     shots = fit;

@@ -12,6 +12,7 @@ import {
   closestFlag,
   DATA_FLAG,
   editDistance,
+  flagGiven,
   helpText,
   parseFlags,
   UsageError,
@@ -185,4 +186,15 @@ Deno.test("args: output files and folders are checked up front, naming what is w
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("args: flagGiven tells a given flag (either form) from a default", () => {
+  const args = ["--shots", "5", "--data=my/imgs", "--probe=false", "--stepsx", "3"];
+  assertEquals(["shots", "data", "probe", "steps", "seed"].map((n) => flagGiven(args, n)), [
+    true,
+    true,
+    true,
+    false,
+    false,
+  ]);
 });
